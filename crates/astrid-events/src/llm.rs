@@ -1,0 +1,1 @@
+//! LLM message, tool and stream schemas (placeholder: being filled in).
