@@ -571,3 +571,118 @@ fn known_tags_are_exactly_the_concrete_variants() {
         );
     }
 }
+
+/// Pins the field types and method signatures that the vectors cannot tell
+/// apart (e.g. a `String` id would accept every UUID in the vectors). The
+/// types follow the 0.8.0 documentation; a change here fails to compile.
+#[test]
+fn api_shape_matches_0_8_0() {
+    use astrid_events::ipc::{OnboardingField, OnboardingFieldType, SelectionOption};
+    use astrid_events::llm::{
+        ContentPart, LlmToolDefinition, StreamEvent, ToolCall, ToolCallResult,
+    };
+
+    let from_json_value: fn(Value) -> IpcPayload = IpcPayload::from_json_value;
+    let is_known_tag: fn(&str) -> bool = IpcPayload::is_known_tag;
+    let to_guest_bytes: fn(&IpcPayload) -> Result<Vec<u8>, serde_json::Error> =
+        IpcPayload::to_guest_bytes;
+    let with_signature: fn(IpcMessage, Vec<u8>) -> IpcMessage = IpcMessage::with_signature;
+
+    let uuid_id: Uuid = Uuid::from_u128(0x13);
+    let string_id: String = "req-1".to_owned();
+    let tokens: usize = 7;
+    let seq: u64 = u64::MAX;
+    let field = OnboardingField {
+        key: "k".into(),
+        prompt: "p".into(),
+        description: None,
+        field_type: OnboardingFieldType::Enum(vec!["a".into()]),
+        default: None,
+        placeholder: None,
+    };
+    let result = ToolCallResult {
+        call_id: "c".into(),
+        content: "ok".into(),
+        is_error: false,
+    };
+    let payloads = [
+        IpcPayload::ApprovalRequired {
+            request_id: string_id.clone(),
+            action: String::new(),
+            resource: String::new(),
+            reason: String::new(),
+        },
+        IpcPayload::SelectionRequired {
+            request_id: string_id,
+            title: String::new(),
+            options: vec![SelectionOption {
+                id: "a".into(),
+                label: "A".into(),
+                description: None,
+            }],
+            callback_topic: String::new(),
+        },
+        IpcPayload::LlmRequest {
+            request_id: uuid_id,
+            model: String::new(),
+            messages: vec![
+                Message::system("s"),
+                Message::user("u"),
+                Message::assistant("a"),
+                Message::assistant_with_tools(vec![ToolCall {
+                    id: "c".into(),
+                    name: "t".into(),
+                    arguments: Value::Null,
+                }]),
+                Message::tool_result(result.clone()),
+                Message {
+                    role: MessageRole::User,
+                    content: MessageContent::MultiPart(vec![ContentPart::Text {
+                        text: "t".into(),
+                    }]),
+                },
+            ],
+            tools: vec![LlmToolDefinition {
+                name: "t".into(),
+                description: None,
+                input_schema: json!({}),
+            }],
+            system: String::new(),
+        },
+        IpcPayload::LlmStreamEvent {
+            request_id: uuid_id,
+            event: StreamEvent::Usage {
+                input_tokens: tokens,
+                output_tokens: tokens,
+            },
+        },
+        IpcPayload::ElicitRequest {
+            request_id: uuid_id,
+            capsule_id: String::new(),
+            field,
+        },
+        IpcPayload::ElicitResponse {
+            request_id: uuid_id,
+            value: None,
+            values: Some(Vec::new()),
+        },
+        IpcPayload::ToolExecuteResult {
+            call_id: "c".into(),
+            result,
+        },
+    ];
+    for payload in payloads {
+        // Every known variant survives the lenient decoder unchanged.
+        let value = serde_json::to_value(&payload).unwrap();
+        assert!(is_known_tag(value["type"].as_str().unwrap()));
+        assert_eq!(from_json_value(value), payload);
+        assert!(!to_guest_bytes(&payload).unwrap().is_empty());
+    }
+    let mut msg = with_signature(
+        IpcMessage::new("a.b", IpcPayload::Connect, uuid_id),
+        vec![1, 2],
+    );
+    msg.seq = seq;
+    assert_eq!(msg.signature.as_deref(), Some(&[1u8, 2][..]));
+    assert!(msg.principal.is_none());
+}
