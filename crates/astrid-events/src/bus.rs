@@ -93,10 +93,11 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // The bus is gone: release every receiver still waiting.
+        // The bus is gone: release every receiver still waiting; each
+        // drains what is queued, then ends.
         self.index.get_mut().for_each(|target| match target {
             Target::Topic(queue) => queue.close(),
-            Target::Route(route) => route.close(),
+            Target::Route(route) => route.shutdown(),
         });
     }
 }

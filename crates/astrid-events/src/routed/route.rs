@@ -312,6 +312,14 @@ impl Route {
         self.space.notify_waiters();
     }
 
+    /// The bus is gone: accept nothing more, but let the receiver take what
+    /// is queued before `recv` returns `None`.
+    pub(crate) fn shutdown(&self) {
+        self.state.lock().closed = true;
+        self.ready.notify_one();
+        self.space.notify_waiters();
+    }
+
     fn is_closed(&self) -> bool {
         self.state.lock().closed
     }

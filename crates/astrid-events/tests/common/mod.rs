@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod events;
+
 use std::path::PathBuf;
 
 /// The golden vectors of astrid-events 0.8.0, checked out beside the repo at
