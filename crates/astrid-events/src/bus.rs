@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ use crate::event::AstridEvent;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
 use crate::receiver::{EventReceiver, Registration, TopicQueue, TopicSubscription};
+use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
     Offer, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver, accounted_size,
     ipc_size_of,
@@ -52,11 +53,74 @@ impl Drop for Reservations {
     }
 }
 
+/// How a routed subscription behaves.
+#[derive(Clone, Copy)]
+struct RouteKind {
+    lossless: bool,
+    with_last: bool,
+}
+
+/// Builds an [`EventBus`] with non-default settings.
+#[derive(Debug, Clone)]
+pub struct EventBusBuilder {
+    capacity: usize,
+    retention: Option<RetentionPolicy>,
+}
+
+impl EventBusBuilder {
+    /// Capacity of the broadcast channel and of each topic queue (at least
+    /// 1; default [`DEFAULT_CHANNEL_CAPACITY`]).
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Retain the last event of the topics `policy` names.
+    #[must_use]
+    pub fn retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = Some(policy);
+        self
+    }
+
+    /// Builds the bus.
+    pub fn build(self) -> EventBus {
+        let capacity = self.capacity.max(1);
+        let (broadcast, _) = broadcast::channel(capacity);
+        let mut index = TopicIndex::default();
+        let mut next_id = 1;
+        if let Some(policy) = &self.retention {
+            for pattern in &policy.patterns {
+                index.insert(pattern, next_id, Target::Retain);
+                next_id += 1;
+            }
+        }
+        EventBus {
+            shared: Arc::new(Shared {
+                broadcast,
+                capacity,
+                seq: AtomicU64::new(0),
+                next_id: AtomicU64::new(next_id),
+                index: RwLock::new(index),
+                topic_receivers: AtomicUsize::new(0),
+                routes: AtomicUsize::new(0),
+                registry: SubscriberRegistry::new(),
+                retained: self
+                    .retention
+                    .as_ref()
+                    .map(|p| Mutex::new(Retained::new(p))),
+            }),
+        }
+    }
+}
+
 /// One entry of the topic index.
 #[derive(Clone)]
 pub(crate) enum Target {
     Topic(Arc<TopicQueue>),
     Route(Arc<Route>),
+    /// A retention pattern: matching topics are kept in the retained store.
+    Retain,
 }
 
 /// State shared by every clone of a bus.
@@ -73,6 +137,8 @@ pub(crate) struct Shared {
     topic_receivers: AtomicUsize,
     routes: AtomicUsize,
     registry: SubscriberRegistry,
+    /// Last event per topic, for `*_with_last` subscriptions (opt-in).
+    retained: Option<Mutex<Retained>>,
 }
 
 impl Shared {
@@ -86,7 +152,7 @@ impl Shared {
             Some(Target::Route(_)) => {
                 self.routes.fetch_sub(1, Ordering::Relaxed);
             }
-            None => {}
+            Some(Target::Retain) | None => {}
         }
     }
 }
@@ -98,6 +164,7 @@ impl Drop for Shared {
         self.index.get_mut().for_each(|target| match target {
             Target::Topic(queue) => queue.close(),
             Target::Route(route) => route.shutdown(),
+            Target::Retain => {}
         });
     }
 }
@@ -150,20 +217,25 @@ impl EventBus {
     /// A bus whose broadcast channel and topic queues hold `capacity` events
     /// each (at least 1; 0 is raised to 1).
     pub fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        let (broadcast, _) = broadcast::channel(capacity);
-        Self {
-            shared: Arc::new(Shared {
-                broadcast,
-                capacity,
-                seq: AtomicU64::new(0),
-                next_id: AtomicU64::new(1),
-                index: RwLock::new(TopicIndex::default()),
-                topic_receivers: AtomicUsize::new(0),
-                routes: AtomicUsize::new(0),
-                registry: SubscriberRegistry::new(),
-            }),
+        Self::builder().capacity(capacity).build()
+    }
+
+    /// A bus that retains the last event of the topics `policy` names.
+    pub fn with_retention(policy: RetentionPolicy) -> Self {
+        Self::builder().retention(policy).build()
+    }
+
+    /// A builder for a bus with non-default settings.
+    pub fn builder() -> EventBusBuilder {
+        EventBusBuilder {
+            capacity: DEFAULT_CHANNEL_CAPACITY,
+            retention: None,
         }
+    }
+
+    /// The retained event of exactly `topic`, if the bus retains it.
+    pub fn last(&self, topic: &str) -> Option<Arc<AstridEvent>> {
+        self.shared.retained.as_ref()?.lock().get(topic)
     }
 
     /// The capacity given at construction.
@@ -203,8 +275,25 @@ impl EventBus {
         let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
-        let targets = self.matching_targets(&message.topic);
         let mut size = None;
+        let targets = {
+            let index = self.shared.index.read();
+            if index.len() == 0 {
+                return 0;
+            }
+            let mut retain = false;
+            let mut targets = Vec::new();
+            index.for_each_match(&message.topic, |t| match t {
+                Target::Retain => retain = true,
+                other => targets.push(other.clone()),
+            });
+            // Stored under the index read lock: see `retain.rs`.
+            if retain && let Some(store) = &self.shared.retained {
+                let size = *size.get_or_insert_with(|| ipc_size_of(event));
+                store.lock().store(&message.topic, event, size);
+            }
+            targets
+        };
         let mut reached = 0;
         for target in &targets {
             match target {
@@ -220,20 +309,23 @@ impl EventBus {
                         reached += 1;
                     }
                 }
+                Target::Retain => {}
             }
         }
         reached
     }
 
-    /// Copies out the index entries matching `topic` (read lock held only
-    /// for the copy).
-    fn matching_targets(&self, topic: &str) -> Vec<Target> {
+    /// Copies out the routes matching `topic` (read lock held only for the
+    /// copy).
+    fn matching_routes(&self, topic: &str) -> Vec<Arc<Route>> {
         let index = self.shared.index.read();
-        let mut targets = Vec::new();
-        if index.len() > 0 {
-            index.for_each_match(topic, |t| targets.push(t.clone()));
-        }
-        targets
+        let mut routes = Vec::new();
+        index.for_each_match(topic, |t| {
+            if let Target::Route(r) = t {
+                routes.push(Arc::clone(r));
+            }
+        });
+        routes
     }
 
     /// Publishes `event`, first waiting (at most `timeout`) until every
@@ -265,12 +357,9 @@ impl EventBus {
         };
         let principal = message.principal.as_deref();
         let mut lossless: Vec<Arc<Route>> = self
-            .matching_targets(&message.topic)
+            .matching_routes(&message.topic)
             .into_iter()
-            .filter_map(|t| match t {
-                Target::Route(r) if r.lossless && r.admits(principal) => Some(r),
-                _ => None,
-            })
+            .filter(|r| r.lossless && r.admits(principal))
             .collect();
         if lossless.is_empty() {
             return Ok(self.publish(event));
@@ -331,13 +420,17 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
+        let kind = RouteKind {
+            lossless: true,
+            with_last: false,
+        };
         self.add_route(
             capsule_uuid,
             topic_pattern.into(),
             capsule_id_label.into(),
             subscriber,
             scope,
-            true,
+            kind,
         )
     }
 
@@ -366,13 +459,39 @@ impl EventBus {
         pattern: impl Into<String>,
         subscriber: &'static str,
     ) -> EventReceiver {
-        let pattern: Box<str> = pattern.into().into_boxed_str();
+        self.add_topic(pattern.into(), subscriber, false)
+    }
+
+    /// Like [`subscribe_topic_as`](Self::subscribe_topic_as), but first
+    /// delivers the retained events whose topic matches `pattern` (oldest
+    /// publish first), then live events, with no gap and no duplicate
+    /// between the two. Without retention it is `subscribe_topic_as`.
+    pub fn subscribe_topic_with_last(
+        &self,
+        pattern: impl Into<String>,
+        subscriber: &'static str,
+    ) -> EventReceiver {
+        self.add_topic(pattern.into(), subscriber, true)
+    }
+
+    fn add_topic(
+        &self,
+        pattern: String,
+        subscriber: &'static str,
+        with_last: bool,
+    ) -> EventReceiver {
+        let pattern: Box<str> = pattern.into_boxed_str();
         let queue = Arc::new(TopicQueue::new(self.shared.capacity, subscriber));
         let id = self.next_id();
-        self.shared
-            .index
-            .write()
-            .insert(&pattern, id, Target::Topic(Arc::clone(&queue)));
+        {
+            let mut index = self.shared.index.write();
+            if with_last {
+                for event in self.retained_matching(&pattern) {
+                    queue.push(event);
+                }
+            }
+            index.insert(&pattern, id, Target::Topic(Arc::clone(&queue)));
+        }
         self.shared.topic_receivers.fetch_add(1, Ordering::Relaxed);
         EventReceiver::topic(
             TopicSubscription::new(queue, self.registration(pattern, id)),
@@ -411,24 +530,63 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
+        let kind = RouteKind {
+            lossless: false,
+            with_last: false,
+        };
         self.add_route(
             capsule_uuid,
             topic_pattern.into(),
             capsule_id_label.into(),
             subscriber,
             scope,
-            false,
+            kind,
         )
     }
 
-    pub(crate) fn add_route(
+    /// Like [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped),
+    /// but first queues the retained events whose topic matches (scope
+    /// applies: a scoped route gets only its own principal's), then live
+    /// events, with no gap and no duplicate between the two.
+    pub fn subscribe_topic_routed_with_last(
+        &self,
+        capsule_uuid: Uuid,
+        topic_pattern: impl Into<String>,
+        capsule_id_label: impl Into<String>,
+        subscriber: &'static str,
+        scope: Option<PrincipalKey>,
+    ) -> RoutedEventReceiver {
+        let kind = RouteKind {
+            lossless: false,
+            with_last: true,
+        };
+        self.add_route(
+            capsule_uuid,
+            topic_pattern.into(),
+            capsule_id_label.into(),
+            subscriber,
+            scope,
+            kind,
+        )
+    }
+
+    /// Retained events matching `pattern`; call with the index write lock held.
+    fn retained_matching(&self, pattern: &str) -> Vec<Arc<AstridEvent>> {
+        self.shared
+            .retained
+            .as_ref()
+            .map(|r| r.lock().matching(pattern))
+            .unwrap_or_default()
+    }
+
+    fn add_route(
         &self,
         capsule_uuid: Uuid,
         topic_pattern: String,
         capsule_label: String,
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
-        lossless: bool,
+        kind: RouteKind,
     ) -> RoutedEventReceiver {
         let id = self.next_id();
         let pattern: Box<str> = topic_pattern.clone().into_boxed_str();
@@ -437,11 +595,22 @@ impl EventBus {
             topic_pattern,
             subscription_rep: id,
         };
-        let route = Arc::new(Route::new(key, scope, lossless, capsule_label, subscriber));
-        self.shared
-            .index
-            .write()
-            .insert(&pattern, id, Target::Route(Arc::clone(&route)));
+        let route = Arc::new(Route::new(
+            key,
+            scope,
+            kind.lossless,
+            capsule_label,
+            subscriber,
+        ));
+        {
+            let mut index = self.shared.index.write();
+            if kind.with_last {
+                for event in self.retained_matching(&pattern) {
+                    route.offer(&event, ipc_size_of(&event), false);
+                }
+            }
+            index.insert(&pattern, id, Target::Route(Arc::clone(&route)));
+        }
         self.shared.routes.fetch_add(1, Ordering::Relaxed);
         RoutedEventReceiver::new(route, self.registration(pattern, id))
     }

@@ -35,6 +35,8 @@ pub mod metrics;
 #[cfg(feature = "runtime")]
 mod receiver;
 #[cfg(feature = "runtime")]
+mod retain;
+#[cfg(feature = "runtime")]
 mod routed;
 #[cfg(feature = "runtime")]
 mod sync_sub;
@@ -46,7 +48,7 @@ pub use ipc::{IpcMessage, IpcPayload};
 pub use topic::{TopicMatcher, topic_pattern_matches};
 
 #[cfg(feature = "runtime")]
-pub use bus::{DEFAULT_CHANNEL_CAPACITY, EventBus};
+pub use bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
 #[cfg(feature = "runtime")]
 pub use error::PublishError;
 #[cfg(feature = "runtime")]
@@ -56,6 +58,8 @@ pub use metrics::{
 };
 #[cfg(feature = "runtime")]
 pub use receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
+#[cfg(feature = "runtime")]
+pub use retain::RetentionPolicy;
 #[cfg(feature = "runtime")]
 pub use routed::{
     DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,

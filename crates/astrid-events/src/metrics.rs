@@ -33,6 +33,10 @@ pub const METRIC_ROUTE_BUDGET_BYTES_IN_USE: &str = "astrid_capsule_route_budget_
 /// `capsule`, `principal_class`, `reason` (`oversize`, `lossless_full`).
 pub const METRIC_ROUTE_DROPPED_TOTAL: &str = "astrid_capsule_route_dropped_total";
 
+/// Counter: retained events evicted (least recently published first) to
+/// stay within the retention policy's bounds.
+pub const METRIC_BUS_RETAINED_EVICTIONS_TOTAL: &str = "astrid_bus_retained_evictions_total";
+
 /// Label value of [`METRIC_BUS_RECEIVER_LAGGED_TOTAL`] for unnamed receivers.
 pub const UNTAGGED_SUBSCRIBER: &str = "untagged";
 /// `reason` label: a single event larger than the whole route budget.

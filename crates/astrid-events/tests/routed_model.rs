@@ -27,12 +27,28 @@ const PATTERNS: [&str; 3] = ["a.*", "a.b", "*.y"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Publish { topic: usize, principal: usize, size: usize },
-    RecvOne { route: usize },
-    Drain { route: usize, budget: usize },
-    Subscribe { pattern: usize, scope: Option<usize> },
-    Drop { route: usize },
-    Lagged { route: usize },
+    Publish {
+        topic: usize,
+        principal: usize,
+        size: usize,
+    },
+    RecvOne {
+        route: usize,
+    },
+    Drain {
+        route: usize,
+        budget: usize,
+    },
+    Subscribe {
+        pattern: usize,
+        scope: Option<usize>,
+    },
+    Drop {
+        route: usize,
+    },
+    Lagged {
+        route: usize,
+    },
 }
 
 /// Mostly small events, sometimes large ones, rarely an oversize one.
@@ -87,7 +103,10 @@ impl ModelRoute {
             self.bytes -= c;
             self.dropped += 1;
         }
-        self.queues.entry(principal.map(str::to_owned)).or_default().push_back((seq, charge));
+        self.queues
+            .entry(principal.map(str::to_owned))
+            .or_default()
+            .push_back((seq, charge));
         self.order.push_back(seq);
         self.bytes += charge;
     }
@@ -96,7 +115,10 @@ impl ModelRoute {
         if let Some(scope) = self.scope {
             assert_eq!(principal.as_deref(), scope, "scope violated");
         }
-        let queue = self.queues.get_mut(&principal).expect("principal has queued events");
+        let queue = self
+            .queues
+            .get_mut(&principal)
+            .expect("principal has queued events");
         let (head, charge) = queue.pop_front().expect("non-empty");
         assert_eq!(head, seq, "per-principal FIFO broken for {principal:?}");
         self.bytes -= charge;
@@ -111,7 +133,11 @@ fn run(ops: Vec<Op>) {
     let mut charges = std::collections::HashMap::new();
     for op in ops {
         match op {
-            Op::Publish { topic, principal, size } => {
+            Op::Publish {
+                topic,
+                principal,
+                size,
+            } => {
                 let event = ipc(TOPICS[topic], PRINCIPALS[principal], SIZES[size]);
                 let charge = *charges.entry((topic, size)).or_insert_with(|| {
                     ipc_size_of(&Arc::new(event.clone())) + ROUTED_EVENT_OVERHEAD_BYTES
@@ -183,7 +209,11 @@ fn run(ops: Vec<Op>) {
             }
         }
         for r in &routes {
-            assert_eq!(r.rx.total_bytes(), r.bytes, "queued bytes differ from the model");
+            assert_eq!(
+                r.rx.total_bytes(),
+                r.bytes,
+                "queued bytes differ from the model"
+            );
             assert!(r.rx.total_bytes() <= MAX_SUBSCRIPTION_BUDGET_BYTES);
             let active = r.queues.values().filter(|q| !q.is_empty()).count();
             assert_eq!(r.rx.active_principals(), active);
