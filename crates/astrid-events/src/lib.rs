@@ -22,8 +22,13 @@
 mod event;
 pub mod ipc;
 pub mod llm;
+#[cfg(feature = "runtime")]
+pub mod rate_limiter;
 mod topic;
+pub mod validate;
 
 pub use event::{AstridEvent, EventMetadata};
 pub use ipc::{IpcMessage, IpcPayload};
+#[cfg(feature = "runtime")]
+pub use rate_limiter::IpcRateLimiter;
 pub use topic::{TopicMatcher, topic_pattern_matches};
