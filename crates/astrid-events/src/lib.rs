@@ -22,7 +22,10 @@
 mod event;
 pub mod ipc;
 pub mod llm;
+#[cfg(feature = "runtime")]
+pub mod rate_limiter;
 mod topic;
+pub mod validate;
 
 #[cfg(feature = "runtime")]
 mod bus;
@@ -45,6 +48,8 @@ pub mod prelude;
 
 pub use event::{AstridEvent, EventMetadata};
 pub use ipc::{IpcMessage, IpcPayload};
+#[cfg(feature = "runtime")]
+pub use rate_limiter::IpcRateLimiter;
 pub use topic::{TopicMatcher, topic_pattern_matches};
 
 #[cfg(feature = "runtime")]

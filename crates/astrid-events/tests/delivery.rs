@@ -27,20 +27,31 @@ impl Wake for CountingWaker {
     }
 }
 
-type Parked<'a> = (Pin<Box<dyn Future<Output = Option<Arc<AstridEvent>>> + 'a>>, Arc<CountingWaker>);
+type Parked<'a> = (
+    Pin<Box<dyn Future<Output = Option<Arc<AstridEvent>>> + 'a>>,
+    Arc<CountingWaker>,
+);
 
 fn park<'a>(fut: Pin<Box<dyn Future<Output = Option<Arc<AstridEvent>>> + 'a>>) -> Parked<'a> {
     let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
     let mut parked = (fut, counter);
     let waker = Waker::from(Arc::clone(&parked.1));
-    assert!(parked.0.as_mut().poll(&mut Context::from_waker(&waker)).is_pending());
+    assert!(
+        parked
+            .0
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
     parked
 }
 
 #[test]
 fn a_storm_never_wakes_subscribers_of_other_topics() {
     let bus = EventBus::new();
-    let mut topic_rxs: Vec<_> = (0..16).map(|i| bus.subscribe_topic(format!("idle.{i}.*"))).collect();
+    let mut topic_rxs: Vec<_> = (0..16)
+        .map(|i| bus.subscribe_topic(format!("idle.{i}.*")))
+        .collect();
     let mut routed_rxs: Vec<_> = (0..16)
         .map(|i| bus.subscribe_topic_routed(Uuid::new_v4(), format!("quiet.{i}"), "c", "idle"))
         .collect();
@@ -58,12 +69,19 @@ fn a_storm_never_wakes_subscribers_of_other_topics() {
         bus.publish(storm.clone());
     }
     for (i, (_, counter)) in parked.iter().enumerate() {
-        assert_eq!(counter.0.load(Ordering::SeqCst), 0, "idle subscriber {i} was woken");
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            0,
+            "idle subscriber {i} was woken"
+        );
     }
     // A publish on one idle topic wakes exactly that subscriber, once.
     bus.publish(ipc("idle.3.ping", None, 1));
     bus.publish(ipc("idle.3.ping", None, 1));
-    let wakes: Vec<usize> = parked.iter().map(|(_, c)| c.0.load(Ordering::SeqCst)).collect();
+    let wakes: Vec<usize> = parked
+        .iter()
+        .map(|(_, c)| c.0.load(Ordering::SeqCst))
+        .collect();
     assert_eq!(wakes[3], 1);
     assert_eq!(wakes.iter().sum::<usize>(), 1);
     drop(parked);
@@ -81,9 +99,16 @@ fn a_full_topic_queue_drops_the_oldest_and_reports_topics() {
     while let Some(e) = rx.try_recv() {
         seqs.push(seq_principal(&e).0);
     }
-    assert_eq!(seqs, vec![7, 8, 9, 10], "the newest events survive, in order");
+    assert_eq!(
+        seqs,
+        vec![7, 8, 9, 10],
+        "the newest events survive, in order"
+    );
     let by_topic: BTreeMap<String, u64> = rx.drain_lagged_by_topic().into_iter().collect();
-    assert_eq!(by_topic, BTreeMap::from([("t.a".to_owned(), 5), ("t.b".to_owned(), 1)]));
+    assert_eq!(
+        by_topic,
+        BTreeMap::from([("t.a".to_owned(), 5), ("t.b".to_owned(), 1)])
+    );
     assert_eq!(rx.drain_lagged(), 6);
     assert_eq!(rx.drain_lagged(), 0);
 }
@@ -124,8 +149,13 @@ mod retention {
         bus.publish(ipc("registry.v1.active_model_changed", None, 10));
         bus.publish(ipc("registry.v1.active_model_changed", None, 20));
         bus.publish(ipc("other.topic", None, 5));
-        assert!(bus.last("other.topic").is_none(), "not retained by the policy");
-        let last = bus.last("registry.v1.active_model_changed").expect("retained");
+        assert!(
+            bus.last("other.topic").is_none(),
+            "not retained by the policy"
+        );
+        let last = bus
+            .last("registry.v1.active_model_changed")
+            .expect("retained");
         assert_eq!(seq_principal(&last).0, 2);
 
         let mut late = bus.subscribe_topic_with_last("registry.v1.*", "late");
@@ -211,7 +241,8 @@ mod retention {
             assert_eq!(rx.drain_lagged(), 0);
             for (topic, seqs) in per_topic {
                 let first = seqs[0];
-                let expected: Vec<u64> = (first..=total).filter(|s| topic_of(*s) == topic).collect();
+                let expected: Vec<u64> =
+                    (first..=total).filter(|s| topic_of(*s) == topic).collect();
                 assert_eq!(seqs, expected, "gap or reordering on topic {topic}");
             }
         }
