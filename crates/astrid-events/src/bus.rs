@@ -24,10 +24,11 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::error::PublishError;
+use crate::error::{PublishError, SubscribeError};
 use crate::event::AstridEvent;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
+use crate::rate_limiter::{IpcRateLimiter, MAX_IPC_PAYLOAD_BYTES, QuotaError};
 use crate::receiver::{EventReceiver, Registration, TopicQueue, TopicSubscription};
 use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
@@ -35,6 +36,7 @@ use crate::routed::{
     ipc_size_of,
 };
 use crate::sync_sub::{EventSubscriber, SubscriberId, SubscriberRegistry};
+use crate::validate::{validate_pattern, validate_principal, validate_topic};
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
@@ -65,6 +67,15 @@ struct RouteKind {
 pub struct EventBusBuilder {
     capacity: usize,
     retention: Option<RetentionPolicy>,
+    limit: Option<RateLimit>,
+}
+
+/// The limiter `try_publish` consults, with the rate it grants each
+/// (capsule, principal).
+#[derive(Debug, Clone)]
+struct RateLimit {
+    limiter: Arc<IpcRateLimiter>,
+    bytes_per_sec: usize,
 }
 
 impl EventBusBuilder {
@@ -80,6 +91,19 @@ impl EventBusBuilder {
     #[must_use]
     pub fn retention(mut self, policy: RetentionPolicy) -> Self {
         self.retention = Some(policy);
+        self
+    }
+
+    /// Makes [`EventBus::try_publish`] check every IPC event against
+    /// `limiter`, granting each (source capsule, principal) pair
+    /// `bytes_per_sec` (plus a burst of one second's worth). System events
+    /// (no principal) are not limited.
+    #[must_use]
+    pub fn rate_limit(mut self, limiter: Arc<IpcRateLimiter>, bytes_per_sec: usize) -> Self {
+        self.limit = Some(RateLimit {
+            limiter,
+            bytes_per_sec,
+        });
         self
     }
 
@@ -109,6 +133,7 @@ impl EventBusBuilder {
                     .retention
                     .as_ref()
                     .map(|p| Mutex::new(Retained::new(p))),
+                limit: self.limit,
             }),
         }
     }
@@ -139,6 +164,8 @@ pub(crate) struct Shared {
     registry: SubscriberRegistry,
     /// Last event per topic, for `*_with_last` subscriptions (opt-in).
     retained: Option<Mutex<Retained>>,
+    /// Consulted by `try_publish` only.
+    limit: Option<RateLimit>,
 }
 
 impl Shared {
@@ -230,6 +257,7 @@ impl EventBus {
         EventBusBuilder {
             capacity: DEFAULT_CHANNEL_CAPACITY,
             retention: None,
+            limit: None,
         }
     }
 
@@ -254,6 +282,65 @@ impl EventBus {
     /// it.
     pub fn publish(&self, event: AstridEvent) -> usize {
         self.publish_reserved(event, &[])
+    }
+
+    /// Publishes `event` after checking it, for events from untrusted
+    /// sources (guests).
+    ///
+    /// For an IPC event: the topic must pass
+    /// [`validate_topic`](crate::validate::validate_topic), the principal (if
+    /// any) [`validate_principal`](crate::validate::validate_principal), its
+    /// accounted size must not exceed
+    /// [`MAX_IPC_PAYLOAD_BYTES`](crate::rate_limiter::MAX_IPC_PAYLOAD_BYTES),
+    /// and, if the bus has a rate limit, the (source capsule, principal)
+    /// pair must be within its quota. Other events are published as is.
+    /// `publish` itself keeps the 0.8.0 behaviour and checks nothing.
+    ///
+    /// # Errors
+    /// The [`PublishError`] says which check failed and hands the event back.
+    pub fn try_publish(&self, event: AstridEvent) -> Result<usize, PublishError> {
+        if let AstridEvent::Ipc { message, .. } = &event {
+            if let Err(error) = validate_topic(&message.topic) {
+                return Err(PublishError::InvalidTopic {
+                    event: Box::new(event),
+                    error,
+                });
+            }
+            if let Some(principal) = message.principal.as_deref()
+                && let Err(error) = validate_principal(principal)
+            {
+                return Err(PublishError::InvalidPrincipal {
+                    event: Box::new(event),
+                    error,
+                });
+            }
+            let size = accounted_size(&event);
+            if size > MAX_IPC_PAYLOAD_BYTES {
+                let error = QuotaError::PayloadTooLarge {
+                    size,
+                    max: MAX_IPC_PAYLOAD_BYTES,
+                };
+                return Err(PublishError::Quota {
+                    event: Box::new(event),
+                    error,
+                });
+            }
+            if let (Some(limit), Some(principal)) =
+                (&self.shared.limit, message.principal.as_deref())
+                && let Err(error) = limit.limiter.check_quota(
+                    message.source_id,
+                    principal,
+                    size,
+                    limit.bytes_per_sec,
+                )
+            {
+                return Err(PublishError::Quota {
+                    event: Box::new(event),
+                    error,
+                });
+            }
+        }
+        Ok(self.publish(event))
     }
 
     /// `publish`, where `reserved` routes already hold room for the event.
@@ -431,6 +518,81 @@ impl EventBus {
             subscriber,
             scope,
             kind,
+        )
+    }
+
+    /// [`subscribe_topic_as`](Self::subscribe_topic_as) after checking
+    /// `pattern` with [`validate_pattern`](crate::validate::validate_pattern).
+    ///
+    /// # Errors
+    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
+    pub fn try_subscribe_topic_as(
+        &self,
+        pattern: impl Into<String>,
+        subscriber: &'static str,
+    ) -> Result<EventReceiver, SubscribeError> {
+        let pattern = pattern.into();
+        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
+        Ok(self.subscribe_topic_as(pattern, subscriber))
+    }
+
+    /// [`try_subscribe_topic_as`](Self::try_subscribe_topic_as) under the
+    /// `untagged` label.
+    ///
+    /// # Errors
+    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
+    pub fn try_subscribe_topic(
+        &self,
+        pattern: impl Into<String>,
+    ) -> Result<EventReceiver, SubscribeError> {
+        self.try_subscribe_topic_as(pattern, UNTAGGED_SUBSCRIBER)
+    }
+
+    /// [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped)
+    /// after checking the pattern and the scope principal.
+    ///
+    /// # Errors
+    /// [`SubscribeError`] naming the malformed input.
+    pub fn try_subscribe_topic_routed_scoped(
+        &self,
+        capsule_uuid: Uuid,
+        topic_pattern: impl Into<String>,
+        capsule_id_label: impl Into<String>,
+        subscriber: &'static str,
+        scope: Option<PrincipalKey>,
+    ) -> Result<RoutedEventReceiver, SubscribeError> {
+        let pattern = topic_pattern.into();
+        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
+        if let Some(Some(principal)) = &scope {
+            validate_principal(principal).map_err(SubscribeError::InvalidScope)?;
+        }
+        Ok(self.subscribe_topic_routed_scoped(
+            capsule_uuid,
+            pattern,
+            capsule_id_label,
+            subscriber,
+            scope,
+        ))
+    }
+
+    /// [`subscribe_topic_routed`](Self::subscribe_topic_routed) after
+    /// checking the pattern.
+    ///
+    /// # Errors
+    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
+    pub fn try_subscribe_topic_routed(
+        &self,
+        capsule_uuid: Uuid,
+        topic_pattern: impl Into<String>,
+        capsule_id_label: impl Into<String>,
+        subscriber: &'static str,
+    ) -> Result<RoutedEventReceiver, SubscribeError> {
+        self.try_subscribe_topic_routed_scoped(
+            capsule_uuid,
+            topic_pattern,
+            capsule_id_label,
+            subscriber,
+            None,
         )
     }
 

@@ -7,6 +7,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::event::AstridEvent;
+use crate::rate_limiter::QuotaError;
+use crate::validate::{PrincipalError, TopicError};
 
 /// Why [`EventBus::publish_with_backpressure`](crate::EventBus::publish_with_backpressure)
 /// (or another checked publish) did not publish.
@@ -20,13 +22,37 @@ pub enum PublishError {
         /// How long the publisher waited.
         waited: Duration,
     },
+    /// The IPC topic is malformed (see [`validate_topic`](crate::validate::validate_topic)).
+    InvalidTopic {
+        /// The event, not published.
+        event: Box<AstridEvent>,
+        /// What is wrong with the topic.
+        error: TopicError,
+    },
+    /// The IPC principal is malformed.
+    InvalidPrincipal {
+        /// The event, not published.
+        event: Box<AstridEvent>,
+        /// What is wrong with the principal.
+        error: PrincipalError,
+    },
+    /// The bus's rate limiter refused the event (too large, or over quota).
+    Quota {
+        /// The event, not published.
+        event: Box<AstridEvent>,
+        /// The limiter's verdict.
+        error: QuotaError,
+    },
 }
 
 impl PublishError {
     /// The event that was not published.
     pub fn into_event(self) -> AstridEvent {
         match self {
-            Self::Timeout { event, .. } => *event,
+            Self::Timeout { event, .. }
+            | Self::InvalidTopic { event, .. }
+            | Self::InvalidPrincipal { event, .. }
+            | Self::Quota { event, .. } => *event,
         }
     }
 }
@@ -38,8 +64,48 @@ impl fmt::Display for PublishError {
                 f,
                 "a lossless route stayed full for {waited:?}; event not published"
             ),
+            Self::InvalidTopic { error, .. } => write!(f, "invalid topic: {error}"),
+            Self::InvalidPrincipal { error, .. } => write!(f, "invalid principal: {error}"),
+            Self::Quota { error, .. } => write!(f, "refused by the rate limiter: {error}"),
         }
     }
 }
 
-impl std::error::Error for PublishError {}
+impl std::error::Error for PublishError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Timeout { .. } => None,
+            Self::InvalidTopic { error, .. } => Some(error),
+            Self::InvalidPrincipal { error, .. } => Some(error),
+            Self::Quota { error, .. } => Some(error),
+        }
+    }
+}
+
+/// Why a checked subscription (`try_subscribe_*`) was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The pattern is malformed (see [`validate_pattern`](crate::validate::validate_pattern)).
+    InvalidPattern(TopicError),
+    /// The scope principal is malformed.
+    InvalidScope(PrincipalError),
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidPattern(e) => write!(f, "invalid pattern: {e}"),
+            Self::InvalidScope(e) => write!(f, "invalid scope principal: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::InvalidPattern(e) => Some(e),
+            Self::InvalidScope(e) => Some(e),
+        }
+    }
+}

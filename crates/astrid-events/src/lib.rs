@@ -55,7 +55,7 @@ pub use topic::{TopicMatcher, topic_pattern_matches};
 #[cfg(feature = "runtime")]
 pub use bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
 #[cfg(feature = "runtime")]
-pub use error::PublishError;
+pub use error::{PublishError, SubscribeError};
 #[cfg(feature = "runtime")]
 pub use metrics::{
     METRIC_ROUTE_ACTIVE_PRINCIPALS, METRIC_ROUTE_BUDGET_BYTES_IN_USE,
