@@ -76,7 +76,7 @@ fn try_publish_applies_the_configured_rate_limit_per_principal() {
             Err(other) => panic!("unexpected {other}"),
         }
     }
-    assert!(admitted >= 1 && admitted <= 11, "admitted {admitted}");
+    assert!((1..=11).contains(&admitted), "admitted {admitted}");
     assert!(refused >= 29);
     // Another principal has its own budget.
     assert!(bus.try_publish(ipc("a.b", Some("polite"), 900)).is_ok());
