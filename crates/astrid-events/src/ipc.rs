@@ -26,7 +26,10 @@ use crate::llm::{LlmResponse, LlmToolDefinition, Message, StreamEvent, ToolCallR
 ///
 /// Field order is the wire order. `signature` is always written (`null` when
 /// absent); `principal` is left out when absent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows the payload's tag, never its content, and the signature's
+/// length, never its bytes: messages end up in logs.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct IpcMessage {
     /// Dot-separated topic, e.g. `astrid.v1.user.input`.
     pub topic: String,
@@ -349,4 +352,80 @@ pub struct SelectionOption {
     /// Extra detail; omitted when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl IpcPayload {
+    /// The payload's `type` tag as written on the wire (`"unknown"` for
+    /// [`IpcPayload::Unknown`]).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Self::RawJson(_) => "raw_json",
+            Self::UserInput { .. } => "user_input",
+            Self::AgentResponse { .. } => "agent_response",
+            Self::ApprovalRequired { .. } => "approval_required",
+            Self::ApprovalResponse { .. } => "approval_response",
+            Self::OnboardingRequired { .. } => "onboarding_required",
+            Self::LlmRequest { .. } => "llm_request",
+            Self::LlmStreamEvent { .. } => "llm_stream_event",
+            Self::LlmResponse { .. } => "llm_response",
+            Self::ToolExecuteRequest { .. } => "tool_execute_request",
+            Self::ToolExecuteResult { .. } => "tool_execute_result",
+            Self::ToolCancelRequest { .. } => "tool_cancel_request",
+            Self::SelectionRequired { .. } => "selection_required",
+            Self::ElicitRequest { .. } => "elicit_request",
+            Self::ElicitResponse { .. } => "elicit_response",
+            Self::Connect => "connect",
+            Self::Disconnect { .. } => "disconnect",
+            Self::Custom { .. } => "custom",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Debug for IpcMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IpcMessage")
+            .field("topic", &self.topic)
+            .field("payload", &self.payload.tag())
+            .field("signature_len", &self.signature.as_ref().map(Vec::len))
+            .field("source_id", &self.source_id)
+            .field("timestamp", &self.timestamp)
+            .field("seq", &self.seq)
+            .field("principal", &self.principal)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_payload_content_or_signature_bytes() {
+        let payload = IpcPayload::UserInput {
+            text: "my password is hunter2".into(),
+            session_id: "s".into(),
+            context: None,
+        };
+        let message = IpcMessage::new("a.b", payload, Uuid::nil()).with_signature(vec![0xAB; 64]);
+        let shown = format!("{message:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("user_input") && shown.contains("signature_len: Some(64)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn tags_match_the_wire() {
+        let payloads = [
+            IpcPayload::Connect,
+            IpcPayload::Unknown,
+            IpcPayload::Custom { data: Value::Null },
+        ];
+        for p in payloads {
+            let wire = serde_json::to_value(&p).expect("serializes");
+            assert_eq!(wire["type"], p.tag());
+        }
+    }
 }

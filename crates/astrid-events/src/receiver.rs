@@ -116,6 +116,8 @@ impl EventReceiver {
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         *lagged += n;
                         report_lag(self.subscriber, n, *lagged == n);
+                        // A lagging receiver is behind a storm: let others run.
+                        tokio::task::yield_now().await;
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
