@@ -62,6 +62,21 @@ struct RouteKind {
     with_last: bool,
 }
 
+impl RouteKind {
+    const PLAIN: Self = Self {
+        lossless: false,
+        with_last: false,
+    };
+    const LOSSLESS: Self = Self {
+        lossless: true,
+        with_last: false,
+    };
+    const WITH_LAST: Self = Self {
+        lossless: false,
+        with_last: true,
+    };
+}
+
 /// Builds an [`EventBus`] with non-default settings.
 #[derive(Debug, Clone)]
 pub struct EventBusBuilder {
@@ -507,17 +522,13 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
-        let kind = RouteKind {
-            lossless: true,
-            with_last: false,
-        };
         self.add_route(
             capsule_uuid,
-            topic_pattern.into(),
-            capsule_id_label.into(),
+            topic_pattern,
+            capsule_id_label,
             subscriber,
             scope,
-            kind,
+            RouteKind::LOSSLESS,
         )
     }
 
@@ -692,17 +703,13 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
-        let kind = RouteKind {
-            lossless: false,
-            with_last: false,
-        };
         self.add_route(
             capsule_uuid,
-            topic_pattern.into(),
-            capsule_id_label.into(),
+            topic_pattern,
+            capsule_id_label,
             subscriber,
             scope,
-            kind,
+            RouteKind::PLAIN,
         )
     }
 
@@ -718,17 +725,13 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
-        let kind = RouteKind {
-            lossless: false,
-            with_last: true,
-        };
         self.add_route(
             capsule_uuid,
-            topic_pattern.into(),
-            capsule_id_label.into(),
+            topic_pattern,
+            capsule_id_label,
             subscriber,
             scope,
-            kind,
+            RouteKind::WITH_LAST,
         )
     }
 
@@ -744,13 +747,14 @@ impl EventBus {
     fn add_route(
         &self,
         capsule_uuid: Uuid,
-        topic_pattern: String,
-        capsule_label: String,
+        topic_pattern: impl Into<String>,
+        capsule_label: impl Into<String>,
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
         kind: RouteKind,
     ) -> RoutedEventReceiver {
         let id = self.next_id();
+        let topic_pattern: String = topic_pattern.into();
         let pattern: Box<str> = topic_pattern.clone().into_boxed_str();
         let key = RouteKey {
             capsule_uuid,
@@ -761,7 +765,7 @@ impl EventBus {
             key,
             scope,
             kind.lossless,
-            capsule_label,
+            capsule_label.into(),
             subscriber,
         ));
         {
