@@ -6,4 +6,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod sign;
 pub mod subject;
+pub mod wire;
+
+mod hex;

@@ -92,20 +92,7 @@ fn push_segment(out: &mut String, segment: &str) {
         out.push_str(segment);
     } else {
         out.push(MARKER);
-        for b in segment.bytes() {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+        crate::hex::push_hex(out, segment.as_bytes());
     }
 }
 
@@ -121,17 +108,7 @@ fn decode_token(token: &str) -> Result<String, SubjectError> {
             Err(SubjectError::InvalidToken)
         };
     };
-    let hex = hex.as_bytes();
-    if hex.len() % 2 != 0 {
-        return Err(SubjectError::BadEncoding);
-    }
-    let mut bytes = Vec::with_capacity(hex.len() / 2);
-    for pair in hex.chunks_exact(2) {
-        let (Some(hi), Some(lo)) = (hex_val(pair[0]), hex_val(pair[1])) else {
-            return Err(SubjectError::BadEncoding);
-        };
-        bytes.push((hi << 4) | lo);
-    }
+    let bytes = crate::hex::from_hex(hex).ok_or(SubjectError::BadEncoding)?;
     let segment = String::from_utf8(bytes).map_err(|_| SubjectError::NotUtf8)?;
     if is_literal_segment(&segment) {
         return Err(SubjectError::NonCanonical);
