@@ -28,7 +28,7 @@ fn val(b: u8) -> Option<u8> {
 /// Decodes lowercase hex; `None` on odd length or any other character.
 pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.as_bytes();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks_exact(2)

@@ -307,7 +307,7 @@ mod tests {
         let (signer, trusted) = setup();
         let mut m = msg();
         m.payload = IpcPayload::RawJson(serde_json::json!({
-            "f": [0.1, 1e300, -2.5e-308, 3.141592653589793, 5e-324],
+            "f": [0.1, 1e300, -2.5e-308, 2.718281828459, 5e-324],
             "z": "é\u{0}\"", "a": {"k": null}
         }));
         let kid = signer.sign("node-a", &mut m).unwrap().to_string();
@@ -321,7 +321,8 @@ mod tests {
         let mut m = msg();
         let kid = signer.sign("node-a", &mut m).unwrap().to_string();
         let k = Some(kid.as_str());
-        let tampers: Vec<Box<dyn Fn(&mut IpcMessage)>> = vec![
+        type Tamper = Box<dyn Fn(&mut IpcMessage)>;
+        let tampers: Vec<Tamper> = vec![
             Box::new(|m| m.topic.push('x')),
             Box::new(|m| m.principal = Some("mallory".into())),
             Box::new(|m| m.principal = None),
