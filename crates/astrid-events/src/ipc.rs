@@ -1,33 +1,56 @@
-//! IPC messages and payload schemas (placeholder: being filled in).
+//! IPC envelope and payload schemas: [`IpcMessage`], [`IpcPayload`] and the
+//! onboarding / selection types the payloads carry.
+//!
+//! Everything here is wire-compatible with `astrid-events` 0.8.0 (module
+//! `astrid_events::ipc`); the golden vectors in
+//! `shared/compat/astrid-events-0.8.0` are the reference. The LLM types that
+//! payloads embed live in [`crate::llm`].
+//!
+//! Wire notes worth keeping in mind when touching these types:
+//!
+//! - [`IpcPayload`] is internally tagged by `"type"` with snake_case names.
+//!   Plain serde maps any unrecognised string tag to [`IpcPayload::Unknown`]
+//!   (dropping the other fields), whereas [`IpcPayload::from_json_value`]
+//!   keeps such input as [`IpcPayload::Custom`].
+//! - [`IpcPayload::RawJson`] can only be serialized when it holds an object
+//!   (or `null`); any other JSON kind is a serialization error, even though
+//!   [`IpcPayload::to_guest_bytes`] still succeeds for it.
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
-/// A cross-boundary message on the bus.
+use crate::llm::{LlmResponse, LlmToolDefinition, Message, StreamEvent, ToolCallResult};
+
+/// A message published on the bus by a capsule, frontend or the kernel.
+///
+/// Field order is the wire order. `signature` is always written (`null` when
+/// absent); `principal` is left out when absent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IpcMessage {
-    /// Dot-separated topic.
+    /// Dot-separated topic, e.g. `astrid.v1.user.input`.
     pub topic: String,
-    /// Payload.
+    /// The typed payload.
     pub payload: IpcPayload,
-    /// Optional signature bytes.
+    /// Optional signature bytes (a JSON array of numbers on the wire).
     #[serde(default)]
     pub signature: Option<Vec<u8>>,
-    /// Source capsule id.
+    /// Id of the publishing capsule or agent.
     pub source_id: Uuid,
-    /// Creation time.
+    /// When the message was created; the current time if missing on input.
     #[serde(default = "Utc::now")]
     pub timestamp: DateTime<Utc>,
-    /// Bus-stamped sequence number.
+    /// Sequence number stamped by the bus at publish time; 0 if missing.
     #[serde(default)]
     pub seq: u64,
-    /// Publishing principal (`None` = system).
+    /// Principal the message acts for; `None` means a system message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
 }
 
 impl IpcMessage {
-    /// New message.
+    /// A new unsigned message stamped with the current time, `seq` 0 and no
+    /// principal.
     pub fn new(topic: impl Into<String>, payload: IpcPayload, source_id: Uuid) -> Self {
         Self {
             topic: topic.into(),
@@ -39,7 +62,15 @@ impl IpcMessage {
             principal: None,
         }
     }
-    /// Attach a principal.
+
+    /// Returns the message with `signature` set.
+    #[must_use]
+    pub fn with_signature(mut self, signature: Vec<u8>) -> Self {
+        self.signature = Some(signature);
+        self
+    }
+
+    /// Returns the message with `principal` set.
     #[must_use]
     pub fn with_principal(mut self, principal: impl Into<String>) -> Self {
         self.principal = Some(principal.into());
@@ -47,28 +78,275 @@ impl IpcMessage {
     }
 }
 
-/// Payload schemas.
+/// `session_id` used when a payload omits it.
+fn default_session_id() -> String {
+    String::from("default")
+}
+
+/// The payload schemas understood on the bus.
+///
+/// Internally tagged by `"type"` (snake_case variant name). Unknown string
+/// tags deserialize to [`IpcPayload::Unknown`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum IpcPayload {
-    /// Free-form data.
-    Custom {
-        /// Data.
-        data: serde_json::Value,
+    /// Arbitrary JSON; an object's keys are written next to the tag.
+    RawJson(Value),
+    /// Text typed by a user into a frontend.
+    UserInput {
+        /// The text.
+        text: String,
+        /// Conversation id; `"default"` when missing.
+        #[serde(default = "default_session_id")]
+        session_id: String,
+        /// Frontend-specific context; omitted when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<Value>,
     },
-    /// Raw JSON object.
-    RawJson(serde_json::Value),
-    /// Unknown tag.
+    /// Agent output for a frontend, streamed or final.
+    AgentResponse {
+        /// The text.
+        text: String,
+        /// Whether this is the last chunk of the answer.
+        is_final: bool,
+        /// Conversation id; `"default"` when missing.
+        #[serde(default = "default_session_id")]
+        session_id: String,
+    },
+    /// A capsule asks the user to approve an action.
+    ApprovalRequired {
+        /// Id to quote in the matching [`IpcPayload::ApprovalResponse`].
+        request_id: String,
+        /// What would be done.
+        action: String,
+        /// What it would be done to.
+        resource: String,
+        /// Why the capsule wants to do it.
+        reason: String,
+    },
+    /// The user's answer to an [`IpcPayload::ApprovalRequired`].
+    ApprovalResponse {
+        /// Id of the request being answered.
+        request_id: String,
+        /// The decision, e.g. `approve` or `deny`.
+        decision: String,
+        /// Optional explanation; omitted when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A capsule needs configuration values before it can run.
+    OnboardingRequired {
+        /// The capsule asking.
+        capsule_id: String,
+        /// The values it needs.
+        fields: Vec<OnboardingField>,
+    },
+    /// A generation request for an LLM provider capsule.
+    LlmRequest {
+        /// Request id, echoed by stream events and the response.
+        request_id: Uuid,
+        /// Model name.
+        model: String,
+        /// Conversation so far.
+        messages: Vec<Message>,
+        /// Tools the model may call.
+        tools: Vec<LlmToolDefinition>,
+        /// System prompt.
+        system: String,
+    },
+    /// One streaming event of an LLM answer.
+    LlmStreamEvent {
+        /// Id of the originating request.
+        request_id: Uuid,
+        /// The event.
+        event: StreamEvent,
+    },
+    /// A complete LLM answer.
+    LlmResponse {
+        /// Id of the originating request.
+        request_id: Uuid,
+        /// The answer.
+        response: LlmResponse,
+    },
+    /// Asks the tool router to run a tool.
+    ToolExecuteRequest {
+        /// Call id.
+        call_id: String,
+        /// Tool to run.
+        tool_name: String,
+        /// Arguments (required on input; `null` allowed).
+        arguments: Value,
+    },
+    /// The tool router reports a tool's outcome.
+    ToolExecuteResult {
+        /// Call id.
+        call_id: String,
+        /// The outcome.
+        result: ToolCallResult,
+    },
+    /// Asks the tool router to cancel running calls.
+    ToolCancelRequest {
+        /// Calls to cancel.
+        call_ids: Vec<String>,
+    },
+    /// Asks a frontend to let the user pick one option.
+    SelectionRequired {
+        /// Request id.
+        request_id: String,
+        /// Picker title.
+        title: String,
+        /// The choices.
+        options: Vec<SelectionOption>,
+        /// Topic on which the choice is to be published.
+        callback_topic: String,
+    },
+    /// Asks a frontend for the value of a single field.
+    ElicitRequest {
+        /// Request id.
+        request_id: Uuid,
+        /// The capsule asking.
+        capsule_id: String,
+        /// The field wanted.
+        field: OnboardingField,
+    },
+    /// The answer to an [`IpcPayload::ElicitRequest`].
+    ElicitResponse {
+        /// Id of the request being answered.
+        request_id: Uuid,
+        /// Single value; omitted when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
+        /// List value (for array fields); omitted when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        values: Option<Vec<String>>,
+    },
+    /// A frontend connected.
+    Connect,
+    /// A frontend disconnected.
+    Disconnect {
+        /// Optional reason; omitted when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Application-defined data under a `data` key.
+    Custom {
+        /// The data (required on input; `null` allowed).
+        data: Value,
+    },
+    /// A payload whose tag this version does not know.
     #[serde(other)]
     Unknown,
 }
 
+/// Every tag [`IpcPayload::from_json_value`] hands to serde; `unknown` is
+/// deliberately absent.
+const KNOWN_TAGS: [&str; 18] = [
+    "raw_json",
+    "user_input",
+    "agent_response",
+    "approval_required",
+    "approval_response",
+    "onboarding_required",
+    "llm_request",
+    "llm_stream_event",
+    "llm_response",
+    "tool_execute_request",
+    "tool_execute_result",
+    "tool_cancel_request",
+    "selection_required",
+    "elicit_request",
+    "elicit_response",
+    "connect",
+    "disconnect",
+    "custom",
+];
+
 impl IpcPayload {
-    /// Bytes handed to a guest.
+    /// Whether `tag` is the `"type"` value of a concrete variant.
+    ///
+    /// `"unknown"` is not a known tag: it names the fallback, not a schema.
+    #[must_use]
+    pub fn is_known_tag(tag: &str) -> bool {
+        KNOWN_TAGS.contains(&tag)
+    }
+
+    /// Lenient conversion from arbitrary JSON.
+    ///
+    /// Input whose `"type"` is a known tag and which matches that schema
+    /// becomes the typed variant. Anything else (not an object, no tag, an
+    /// unknown or non-string tag, or a schema mismatch) is kept whole as
+    /// [`IpcPayload::Custom`] instead of being lost as
+    /// [`IpcPayload::Unknown`].
+    #[must_use]
+    pub fn from_json_value(value: Value) -> Self {
+        let known = value
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(Self::is_known_tag);
+        if known && let Ok(payload) = serde_json::from_value::<Self>(value.clone()) {
+            return payload;
+        }
+        Self::Custom { data: value }
+    }
+
+    /// The bytes delivered to a WASM guest.
+    ///
+    /// For [`IpcPayload::Custom`] and [`IpcPayload::RawJson`] that is the
+    /// inner JSON alone (of any kind); for every other variant it is the
+    /// payload's own JSON, tag included.
+    ///
+    /// # Errors
+    /// Returns the `serde_json` error if serialization fails.
     pub fn to_guest_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
             Self::Custom { data } | Self::RawJson(data) => serde_json::to_vec(data),
             other => serde_json::to_vec(other),
         }
     }
+}
+
+/// A value a capsule needs from the user during onboarding or elicitation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnboardingField {
+    /// Configuration key the value is stored under.
+    pub key: String,
+    /// Prompt shown to the user.
+    pub prompt: String,
+    /// Longer help text; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Kind of input expected.
+    pub field_type: OnboardingFieldType,
+    /// Pre-filled value; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// Placeholder hint; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+}
+
+/// Kind of input an [`OnboardingField`] expects (externally tagged,
+/// PascalCase: `"Text"`, `{"Enum": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OnboardingFieldType {
+    /// Free text.
+    Text,
+    /// Text to be hidden while typed and stored as a secret.
+    Secret,
+    /// One of the listed choices.
+    Enum(Vec<String>),
+    /// A list of free-text values.
+    Array,
+}
+
+/// One choice in an [`IpcPayload::SelectionRequired`] picker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionOption {
+    /// Value returned when chosen.
+    pub id: String,
+    /// Text shown to the user.
+    pub label: String,
+    /// Extra detail; omitted when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }

@@ -23,6 +23,8 @@ mod event;
 pub mod ipc;
 pub mod llm;
 mod topic;
+#[cfg(feature = "runtime")]
+mod index;
 
 pub use event::{AstridEvent, EventMetadata};
 pub use ipc::{IpcMessage, IpcPayload};

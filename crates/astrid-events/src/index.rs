@@ -1,0 +1,308 @@
+//! The topic index: which subscriptions match a topic, without a scan.
+//!
+//! A subject trie in the manner of the NATS sublist. Each [`Level`] maps a
+//! literal segment to the next node and has one slot for the `*` segment.
+//! A node holds the subscriptions whose pattern ends exactly there and the
+//! ones whose pattern ends there in a trailing `.*`:
+//!
+//! ```text
+//! patterns: a.b   a.*.c   a.*   *
+//!
+//! root ─ "a" ─┬─ "b"  [exact: a.b]
+//!   │         ├─ "*" ─ "c"  [exact: a.*.c]
+//!   │         └─ (node a) [trailing: a.*]
+//!   └─ "*"  [exact: *]
+//! ```
+//!
+//! A lookup walks the topic's segments once, branching only into `*` slots,
+//! so its cost is O(depth × wildcard fan-out + matches) and independent of
+//! the number of subscriptions that do not match. Every pattern sits at
+//! exactly one node, and a walk visits a node at most once, so a lookup never
+//! reports a subscription twice.
+//!
+//! Removal prunes nodes that became empty from the bottom up, so the index
+//! returns to its empty size once every subscription is gone.
+//!
+//! The index itself is not synchronised; the bus keeps it behind a lock and
+//! copies the matched values out before delivering (`bus.rs`).
+
+use std::collections::HashMap;
+
+use crate::topic::{PatternShape, split_pattern, within_depth};
+
+/// Identifies one entry in the index.
+pub(crate) type EntryId = u64;
+
+/// One node of the trie.
+#[derive(Debug)]
+struct Node<T> {
+    /// Subscriptions whose whole pattern ends at this node.
+    exact: Vec<(EntryId, T)>,
+    /// Subscriptions whose pattern is this node's path followed by `.*`.
+    trailing: Vec<(EntryId, T)>,
+    /// Children, one per literal segment or `*`.
+    next: Level<T>,
+}
+
+/// The children of a node.
+#[derive(Debug)]
+struct Level<T> {
+    literal: HashMap<Box<str>, Node<T>>,
+    star: Option<Box<Node<T>>>,
+}
+
+impl<T> Default for Level<T> {
+    fn default() -> Self {
+        Self {
+            literal: HashMap::new(),
+            star: None,
+        }
+    }
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Self {
+            exact: Vec::new(),
+            trailing: Vec::new(),
+            next: Level::default(),
+        }
+    }
+}
+
+impl<T> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty()
+            && self.trailing.is_empty()
+            && self.next.literal.is_empty()
+            && self.next.star.is_none()
+    }
+
+    fn child_mut(&mut self, segment: &str) -> &mut Node<T> {
+        if segment == crate::topic::WILDCARD {
+            self.next.star.get_or_insert_with(Box::default)
+        } else {
+            // Look up first so an existing segment costs no allocation.
+            if !self.next.literal.contains_key(segment) {
+                self.next.literal.insert(segment.into(), Node::default());
+            }
+            self.next
+                .literal
+                .get_mut(segment)
+                .unwrap_or_else(|| unreachable!("inserted above"))
+        }
+    }
+
+    /// Removes `id` below this node along `segments`; prunes emptied
+    /// children. Returns the removed value.
+    fn remove(&mut self, segments: &[&str], shape: PatternShape, id: EntryId) -> Option<T> {
+        let Some((first, rest)) = segments.split_first() else {
+            let list = match shape {
+                PatternShape::Exact => &mut self.exact,
+                PatternShape::Trailing => &mut self.trailing,
+            };
+            let pos = list.iter().position(|(e, _)| *e == id)?;
+            return Some(list.swap_remove(pos).1);
+        };
+        if *first == crate::topic::WILDCARD {
+            let child = self.next.star.as_mut()?;
+            let removed = child.remove(rest, shape, id);
+            if child.is_empty() {
+                self.next.star = None;
+            }
+            removed
+        } else {
+            let child = self.next.literal.get_mut(*first)?;
+            let removed = child.remove(rest, shape, id);
+            if child.is_empty() {
+                self.next.literal.remove(*first);
+            }
+            removed
+        }
+    }
+
+    fn collect<'a>(&'a self, topic: &[&str], out: &mut impl FnMut(&'a T)) {
+        let Some((first, rest)) = topic.split_first() else {
+            self.exact.iter().for_each(|(_, v)| out(v));
+            return;
+        };
+        // At least one topic segment remains: trailing patterns here match.
+        self.trailing.iter().for_each(|(_, v)| out(v));
+        if let Some(child) = self.next.literal.get(*first) {
+            child.collect(rest, out);
+        }
+        if let Some(child) = &self.next.star {
+            child.collect(rest, out);
+        }
+    }
+
+    fn count_nodes(&self) -> usize {
+        1 + self.next.literal.values().map(Node::count_nodes).sum::<usize>()
+            + self.next.star.as_ref().map_or(0, |n| n.count_nodes())
+    }
+}
+
+/// A subject trie mapping patterns to values of type `T`.
+#[derive(Debug)]
+pub(crate) struct TopicIndex<T> {
+    root: Node<T>,
+    len: usize,
+}
+
+impl<T> Default for TopicIndex<T> {
+    fn default() -> Self {
+        Self {
+            root: Node::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> TopicIndex<T> {
+    /// Adds `value` under `pattern` with the caller-chosen unique `id`.
+    pub(crate) fn insert(&mut self, pattern: &str, id: EntryId, value: T) {
+        let (segments, shape) = split_pattern(pattern);
+        let mut node = &mut self.root;
+        for segment in segments {
+            node = node.child_mut(segment);
+        }
+        match shape {
+            PatternShape::Exact => node.exact.push((id, value)),
+            PatternShape::Trailing => node.trailing.push((id, value)),
+        }
+        self.len += 1;
+    }
+
+    /// Removes the entry `id` that was inserted under `pattern`.
+    pub(crate) fn remove(&mut self, pattern: &str, id: EntryId) -> Option<T> {
+        let (segments, shape) = split_pattern(pattern);
+        let removed = self.root.remove(&segments, shape, id);
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
+    }
+
+    /// Calls `out` once for every value whose pattern matches `topic`.
+    pub(crate) fn for_each_match<'a>(&'a self, topic: &str, mut out: impl FnMut(&'a T)) {
+        if self.len == 0 || !within_depth(topic) {
+            return;
+        }
+        // At most MAX_TOPIC_DEPTH segments: a fixed array keeps this off the heap.
+        let mut segments = [""; crate::topic::MAX_TOPIC_DEPTH];
+        let mut n = 0;
+        for segment in topic.split('.') {
+            segments[n] = segment;
+            n += 1;
+        }
+        self.root.collect(&segments[..n], &mut out);
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Calls `f` for every entry (any order).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&T)) {
+        fn walk<T>(node: &Node<T>, f: &mut impl FnMut(&T)) {
+            node.exact.iter().chain(&node.trailing).for_each(|(_, v)| f(v));
+            node.next.literal.values().for_each(|n| walk(n, f));
+            if let Some(n) = &node.next.star {
+                walk(n, f);
+            }
+        }
+        walk(&self.root, &mut f);
+    }
+
+    /// Number of trie nodes, root included (1 when empty). For pruning tests.
+    #[cfg(test)]
+    pub(crate) fn node_count(&self) -> usize {
+        self.root.count_nodes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topic::topic_pattern_matches;
+    use proptest::prelude::*;
+
+    fn matches(index: &TopicIndex<u64>, topic: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        index.for_each_match(topic, |v| out.push(*v));
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn finds_exact_single_and_trailing_wildcards() {
+        let mut index = TopicIndex::default();
+        for (id, pattern) in ["a.b", "a.*.c", "a.*", "*", "a.b.*", "x.y"].iter().enumerate() {
+            index.insert(pattern, id as u64, id as u64);
+        }
+        assert_eq!(matches(&index, "a.b"), vec![0, 2]);
+        assert_eq!(matches(&index, "a.b.c"), vec![1, 2, 4]);
+        assert_eq!(matches(&index, "a"), vec![3]);
+        assert_eq!(matches(&index, "q.r"), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn remove_prunes_back_to_an_empty_root() {
+        let mut index = TopicIndex::default();
+        let patterns = ["a.b", "a.*.c", "a.*", "*", "a.b.*", "x.y.z.w", "", ".*"];
+        for (id, p) in patterns.iter().enumerate() {
+            index.insert(p, id as u64, id as u64);
+        }
+        assert!(index.node_count() > 1);
+        for (id, p) in patterns.iter().enumerate() {
+            assert_eq!(index.remove(p, id as u64), Some(id as u64));
+        }
+        assert_eq!(index.len(), 0);
+        assert_eq!(index.node_count(), 1);
+        assert_eq!(index.remove("a.b", 0), None);
+    }
+
+    #[test]
+    fn same_pattern_twice_reports_both() {
+        let mut index = TopicIndex::default();
+        index.insert("a.b", 1, 1);
+        index.insert("a.b", 2, 2);
+        assert_eq!(matches(&index, "a.b"), vec![1, 2]);
+        index.remove("a.b", 1);
+        assert_eq!(matches(&index, "a.b"), vec![2]);
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("*".to_string()), Just(String::new()), Just("a*".to_string())]
+    }
+
+    fn dotted(max: usize) -> impl Strategy<Value = String> {
+        prop::collection::vec(segment(), 1..max).prop_map(|s| s.join("."))
+    }
+
+    proptest! {
+        /// The index reports exactly the patterns that the reference matcher
+        /// accepts, for any set of patterns and topics over a small alphabet.
+        #[test]
+        fn index_agrees_with_brute_force(patterns in prop::collection::vec(dotted(5), 0..24),
+                                         topics in prop::collection::vec(dotted(6), 1..16),
+                                         removed in prop::collection::vec(any::<bool>(), 24)) {
+            let mut index = TopicIndex::default();
+            for (id, p) in patterns.iter().enumerate() {
+                index.insert(p, id as u64, id as u64);
+            }
+            for (id, p) in patterns.iter().enumerate() {
+                if removed[id] {
+                    prop_assert_eq!(index.remove(p, id as u64), Some(id as u64));
+                }
+            }
+            for topic in &topics {
+                let expected: Vec<u64> = patterns.iter().enumerate()
+                    .filter(|(id, p)| !removed[*id] && topic_pattern_matches(p, topic))
+                    .map(|(id, _)| id as u64).collect();
+                prop_assert_eq!(matches(&index, topic), expected, "topic {:?}", topic);
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Async receivers for plain and topic subscriptions.
+//!
+//! [`EventReceiver`] comes in two flavours, chosen at subscription:
+//!
+//! - **All events** (`subscribe`, `subscribe_as`): a receiver on the bus's
+//!   broadcast channel. A receiver that falls more than the bus capacity
+//!   behind loses the oldest events; it keeps working and reports the count
+//!   through [`EventReceiver::drain_lagged`].
+//! - **Topic** (`subscribe_topic*`): a private bounded queue fed through the
+//!   topic index, so a publish touches only the receivers whose pattern
+//!   matches. A receiver is woken only when its queue goes from empty to
+//!   non-empty, so a storm on other topics costs it nothing. When the queue
+//!   is full the oldest event is dropped and counted, with its topic
+//!   ([`EventReceiver::drain_lagged_by_topic`]).
+//!
+//! Every loss increments `astrid_bus_receiver_lagged_total{subscriber}` and is
+//! logged once per lag episode as a security event.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use tokio::sync::{Notify, broadcast};
+
+use crate::bus::Shared;
+use crate::event::AstridEvent;
+use crate::index::EntryId;
+use crate::metrics::METRIC_BUS_RECEIVER_LAGGED_TOTAL;
+
+/// A topic receiver yields to the scheduler after this many events returned
+/// without waiting, so one busy subscriber cannot hold a worker thread.
+const YIELD_EVERY: u32 = 32;
+
+/// At most this many topics are tracked by name in lag-by-topic reports; the
+/// rest are summed under [`LAG_OTHER_TOPICS`].
+pub const LAG_TOPICS_TRACKED: usize = 16;
+
+/// Bucket name for lost events whose topic was not tracked by name.
+pub const LAG_OTHER_TOPICS: &str = "<other>";
+
+/// Receives events published on an [`EventBus`](crate::EventBus).
+///
+/// ```
+/// # tokio_test_rt(async {
+/// use astrid_events::{AstridEvent, EventBus, EventMetadata};
+///
+/// let bus = EventBus::new();
+/// let mut rx = bus.subscribe();
+/// bus.publish(AstridEvent::Custom {
+///     metadata: EventMetadata::new("doc"),
+///     name: "hello".into(),
+///     data: serde_json::json!({"n": 1}),
+/// });
+/// let event = rx.recv().await.expect("bus alive");
+/// assert_eq!(event.event_type(), "custom");
+/// # });
+/// # fn tokio_test_rt(f: impl std::future::Future<Output = ()>) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+pub struct EventReceiver {
+    inner: Inner,
+    subscriber: &'static str,
+}
+
+enum Inner {
+    All {
+        rx: broadcast::Receiver<Arc<AstridEvent>>,
+        lagged: u64,
+    },
+    Topic(TopicSubscription),
+}
+
+impl std::fmt::Debug for EventReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.inner {
+            Inner::All { .. } => "all",
+            Inner::Topic(_) => "topic",
+        };
+        f.debug_struct("EventReceiver")
+            .field("kind", &kind)
+            .field("subscriber", &self.subscriber)
+            .finish()
+    }
+}
+
+impl EventReceiver {
+    pub(crate) fn all(rx: broadcast::Receiver<Arc<AstridEvent>>, subscriber: &'static str) -> Self {
+        Self {
+            inner: Inner::All { rx, lagged: 0 },
+            subscriber,
+        }
+    }
+
+    pub(crate) fn topic(sub: TopicSubscription, subscriber: &'static str) -> Self {
+        Self {
+            inner: Inner::Topic(sub),
+            subscriber,
+        }
+    }
+
+    /// Waits for the next event.
+    ///
+    /// Returns events in publish order. Returns `None` only when the bus is
+    /// gone (every [`EventBus`](crate::EventBus) handle dropped) and nothing is left queued.
+    /// A receiver that lagged skips the lost events and goes on; see
+    /// [`drain_lagged`](Self::drain_lagged).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an event is removed only when this future completes.
+    pub async fn recv(&mut self) -> Option<Arc<AstridEvent>> {
+        match &mut self.inner {
+            Inner::All { rx, lagged } => loop {
+                match rx.recv().await {
+                    Ok(event) => return Some(event),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        *lagged += n;
+                        report_lag(self.subscriber, n, *lagged == n);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            },
+            Inner::Topic(sub) => sub.recv().await,
+        }
+    }
+
+    /// Takes the next event if one is queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<AstridEvent>> {
+        match &mut self.inner {
+            Inner::All { rx, lagged } => loop {
+                match rx.try_recv() {
+                    Ok(event) => return Some(event),
+                    Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                        *lagged += n;
+                        report_lag(self.subscriber, n, *lagged == n);
+                    }
+                    Err(_) => return None,
+                }
+            },
+            Inner::Topic(sub) => sub.queue.pop(),
+        }
+    }
+
+    /// Waits for at least one event, then moves up to `limit` queued events
+    /// into `buf` (in order). Returns how many were added; 0 means the bus is
+    /// gone or `limit` was 0. One wakeup serves the whole batch.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let Some(first) = self.recv().await else {
+            return 0;
+        };
+        buf.push(first);
+        let mut n = 1;
+        while n < limit {
+            match self.try_recv() {
+                Some(event) => {
+                    buf.push(event);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    /// Events this receiver lost to overflow since the last call (and resets
+    /// the count).
+    pub fn drain_lagged(&mut self) -> u64 {
+        match &mut self.inner {
+            Inner::All { lagged, .. } => std::mem::take(lagged),
+            Inner::Topic(sub) => sub.queue.state.lock().lag.drain_total(),
+        }
+    }
+
+    /// Events lost since the last call, by topic (and resets the report).
+    ///
+    /// At most [`LAG_TOPICS_TRACKED`] topics are named; losses on further
+    /// topics are summed under [`LAG_OTHER_TOPICS`]. Plain (all-events)
+    /// receivers cannot know the topics of events they never saw and report
+    /// their losses under [`LAG_OTHER_TOPICS`]. The counts of this report and
+    /// of [`drain_lagged`](Self::drain_lagged) are independent: each drains
+    /// its own view of the same losses.
+    pub fn drain_lagged_by_topic(&mut self) -> Vec<(String, u64)> {
+        match &mut self.inner {
+            Inner::All { lagged, .. } => {
+                let n = std::mem::take(lagged);
+                if n == 0 { Vec::new() } else { vec![(LAG_OTHER_TOPICS.to_owned(), n)] }
+            }
+            Inner::Topic(sub) => sub.queue.state.lock().lag.drain_by_topic(),
+        }
+    }
+
+    /// The subscriber label given at subscription (`untagged` if none).
+    pub fn subscriber(&self) -> &'static str {
+        self.subscriber
+    }
+}
+
+pub(crate) fn report_lag(subscriber: &'static str, n: u64, first_of_episode: bool) {
+    metrics::counter!(METRIC_BUS_RECEIVER_LAGGED_TOTAL, "subscriber" => subscriber).increment(n);
+    if first_of_episode {
+        tracing::warn!(
+            target: "astrid_events::security",
+            subscriber,
+            lost = n,
+            "event receiver lagged; oldest events dropped"
+        );
+    }
+}
+
+/// Losses of one topic receiver, by topic, bounded in size.
+#[derive(Debug, Default)]
+pub(crate) struct LagByTopic {
+    total: u64,
+    by_topic: HashMap<String, u64>,
+    other: u64,
+}
+
+impl LagByTopic {
+    fn record(&mut self, topic: &str) {
+        self.total += 1;
+        if let Some(n) = self.by_topic.get_mut(topic) {
+            *n += 1;
+        } else if self.by_topic.len() < LAG_TOPICS_TRACKED {
+            self.by_topic.insert(topic.to_owned(), 1);
+        } else {
+            self.other += 1;
+        }
+    }
+
+    fn drain_total(&mut self) -> u64 {
+        std::mem::take(&mut self.total)
+    }
+
+    fn drain_by_topic(&mut self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self.by_topic.drain().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let other = std::mem::take(&mut self.other);
+        if other > 0 {
+            out.push((LAG_OTHER_TOPICS.to_owned(), other));
+        }
+        out
+    }
+}
+
+/// The queue behind one topic receiver. Shared by the receiver and the index.
+pub(crate) struct TopicQueue {
+    pub(crate) state: Mutex<TopicState>,
+    /// Woken when the queue goes from empty to non-empty, and on close.
+    notify: Notify,
+    capacity: usize,
+    subscriber: &'static str,
+}
+
+pub(crate) struct TopicState {
+    buf: VecDeque<Arc<AstridEvent>>,
+    pub(crate) lag: LagByTopic,
+    /// Set when the bus is gone; the receiver drains what is left then ends.
+    closed: bool,
+}
+
+impl TopicQueue {
+    pub(crate) fn new(capacity: usize, subscriber: &'static str) -> Self {
+        Self {
+            state: Mutex::new(TopicState {
+                buf: VecDeque::new(),
+                lag: LagByTopic::default(),
+                closed: false,
+            }),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+            subscriber,
+        }
+    }
+
+    /// Enqueues `event`; when full, drops the oldest and counts it.
+    pub(crate) fn push(&self, event: Arc<AstridEvent>) {
+        let (was_empty, dropped_first) = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return;
+            }
+            let mut dropped_first = None;
+            if state.buf.len() >= self.capacity
+                && let Some(old) = state.buf.pop_front()
+            {
+                let first = state.lag.total == 0;
+                state.lag.record(ipc_topic(&old));
+                dropped_first = Some(first);
+            }
+            let was_empty = state.buf.is_empty();
+            state.buf.push_back(event);
+            (was_empty, dropped_first)
+        };
+        if let Some(first) = dropped_first {
+            report_lag(self.subscriber, 1, first);
+        }
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Pushes events from the retained store, before the queue goes live.
+    pub(crate) fn preload(&self, events: impl IntoIterator<Item = Arc<AstridEvent>>) {
+        for event in events {
+            self.push(event);
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<Arc<AstridEvent>> {
+        self.state.lock().buf.pop_front()
+    }
+
+    pub(crate) fn close(&self) {
+        self.state.lock().closed = true;
+        self.notify.notify_one();
+    }
+}
+
+fn ipc_topic(event: &AstridEvent) -> &str {
+    match event {
+        AstridEvent::Ipc { message, .. } => &message.topic,
+        _ => LAG_OTHER_TOPICS,
+    }
+}
+
+/// A topic receiver's queue and its registration in the bus index. Dropping
+/// it removes the registration.
+pub(crate) struct TopicSubscription {
+    pub(crate) queue: Arc<TopicQueue>,
+    pub(crate) registration: Registration,
+    /// Events returned in a row without waiting (for cooperative yielding).
+    streak: u32,
+}
+
+impl TopicSubscription {
+    pub(crate) fn new(queue: Arc<TopicQueue>, registration: Registration) -> Self {
+        Self {
+            queue,
+            registration,
+            streak: 0,
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Arc<AstridEvent>> {
+        // Yield before taking an event, never after: a future cancelled
+        // while yielding must not lose the event it took.
+        if self.streak >= YIELD_EVERY {
+            self.streak = 0;
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let (event, closed) = {
+                let mut state = self.queue.state.lock();
+                (state.buf.pop_front(), state.closed)
+            };
+            if let Some(event) = event {
+                self.streak += 1;
+                return Some(event);
+            }
+            if closed {
+                return None;
+            }
+            self.streak = 0;
+            self.queue.notify.notified().await;
+        }
+    }
+}
+
+/// A subscription's entry in the bus index; removes itself on drop.
+pub(crate) struct Registration {
+    pub(crate) shared: Weak<Shared>,
+    pub(crate) pattern: Box<str>,
+    pub(crate) id: EntryId,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.unregister(&self.pattern, self.id);
+        }
+    }
+}

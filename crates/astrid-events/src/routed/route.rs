@@ -1,0 +1,420 @@
+//! One routed subscription: its shared state and its receiver handle.
+//!
+//! The bus holds an `Arc<Route>` in its topic index; the receiver holds the
+//! other. A publish offers each matching route the event (`Route::offer`);
+//! the route checks scope, charges the budget, queues and wakes the receiver
+//! only when its queue goes from empty to non-empty. Lock order: a route's
+//! state lock is a leaf: nothing else is locked while it is held, and wakers
+//! run after it is released.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{Counter, Gauge};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::queue::{Popped, PushOutcome, RouteQueue};
+use super::{
+    CLASSES, DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
+    ROUTED_EVENT_OVERHEAD_BYTES, RouteKey, class_index,
+};
+use crate::event::AstridEvent;
+use crate::metrics::{
+    DROP_LOSSLESS_FULL, DROP_OVERSIZE, METRIC_ROUTE_ACTIVE_PRINCIPALS,
+    METRIC_ROUTE_BUDGET_BYTES_IN_USE, METRIC_ROUTE_BYTE_EVICTIONS_TOTAL,
+    METRIC_ROUTE_DROPPED_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
+};
+use crate::receiver::Registration;
+
+/// Metric handles of one route, one per principal class, made once at
+/// subscription so the hot path does no label lookups.
+struct RouteMetrics {
+    evictions: [Counter; 3],
+    starved: [Counter; 3],
+    oversize: [Counter; 3],
+    lossless_full: [Counter; 3],
+    active: [Gauge; 3],
+    bytes: [Gauge; 3],
+}
+
+impl RouteMetrics {
+    fn new(capsule: &str) -> Self {
+        let counter = |name: &'static str, class: &'static str| {
+            metrics::counter!(name, "capsule" => capsule.to_owned(), "principal_class" => class)
+        };
+        let dropped = |reason: &'static str, class: &'static str| {
+            metrics::counter!(METRIC_ROUTE_DROPPED_TOTAL, "capsule" => capsule.to_owned(),
+                "principal_class" => class, "reason" => reason)
+        };
+        let gauge = |name: &'static str, class: &'static str| {
+            metrics::gauge!(name, "capsule" => capsule.to_owned(), "principal_class" => class)
+        };
+        Self {
+            evictions: CLASSES.map(|c| counter(METRIC_ROUTE_BYTE_EVICTIONS_TOTAL, c)),
+            starved: CLASSES.map(|c| counter(METRIC_ROUTE_QUANTUM_STARVED_TOTAL, c)),
+            oversize: CLASSES.map(|c| dropped(DROP_OVERSIZE, c)),
+            lossless_full: CLASSES.map(|c| dropped(DROP_LOSSLESS_FULL, c)),
+            active: CLASSES.map(|c| gauge(METRIC_ROUTE_ACTIVE_PRINCIPALS, c)),
+            bytes: CLASSES.map(|c| gauge(METRIC_ROUTE_BUDGET_BYTES_IN_USE, c)),
+        }
+    }
+}
+
+struct RouteState {
+    queue: RouteQueue,
+    /// Events dropped since the receiver last asked (`drain_lagged`).
+    lagged: u64,
+    /// Set when the receiver is dropped or the bus is gone.
+    closed: bool,
+}
+
+/// What a route did with an offered event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued (possibly after evicting older events, which were counted).
+    Queued,
+    /// Not this route's: the route is scoped to another principal.
+    Foreign,
+    /// Dropped and counted (oversize, or a full lossless route).
+    Dropped,
+    /// The route is closed.
+    Closed,
+}
+
+/// The shared state of one routed subscription.
+pub(crate) struct Route {
+    pub(crate) key: RouteKey,
+    /// `Some(p)`: admit only events whose principal equals `p`.
+    scope: Option<PrincipalKey>,
+    /// A lossless route never evicts; see `EventBus::publish_with_backpressure`.
+    pub(crate) lossless: bool,
+    subscriber: &'static str,
+    capsule_label: String,
+    state: Mutex<RouteState>,
+    /// Wakes the receiver when the queue goes from empty to non-empty.
+    ready: Notify,
+    /// Wakes publishers waiting for room (lossless routes) after a pop.
+    space: Notify,
+    metrics: RouteMetrics,
+}
+
+fn principal_of(event: &AstridEvent) -> Option<&str> {
+    match event {
+        AstridEvent::Ipc { message, .. } => message.principal.as_deref(),
+        _ => None,
+    }
+}
+
+impl Route {
+    pub(crate) fn new(
+        key: RouteKey,
+        scope: Option<PrincipalKey>,
+        lossless: bool,
+        capsule_label: String,
+        subscriber: &'static str,
+    ) -> Self {
+        let metrics = RouteMetrics::new(&capsule_label);
+        Self {
+            key,
+            scope,
+            lossless,
+            subscriber,
+            capsule_label,
+            state: Mutex::new(RouteState {
+                queue: RouteQueue::new(
+                    MAX_SUBSCRIPTION_BUDGET_BYTES as u64,
+                    DRR_QUANTUM_MIN_BYTES as u64,
+                ),
+                lagged: 0,
+                closed: false,
+            }),
+            ready: Notify::new(),
+            space: Notify::new(),
+            metrics,
+        }
+    }
+
+    /// Whether this route admits events of `principal`.
+    pub(crate) fn admits(&self, principal: Option<&str>) -> bool {
+        match &self.scope {
+            None => true,
+            Some(scope) => scope.as_deref() == principal,
+        }
+    }
+
+    /// The charge of an event of accounted size `size`.
+    pub(crate) fn charge_of(size: usize) -> u64 {
+        (size as u64).saturating_add(ROUTED_EVENT_OVERHEAD_BYTES as u64)
+    }
+
+    /// Offers `event` (of accounted size `size`) to this route.
+    pub(crate) fn offer(&self, event: &Arc<AstridEvent>, size: usize) -> Offer {
+        let principal = principal_of(event);
+        if !self.admits(principal) {
+            return Offer::Foreign;
+        }
+        let class = class_index(principal);
+        let charge = Self::charge_of(size);
+        let (offer, was_empty, first_loss, lost) = {
+            let mut state = self.state.lock();
+            if state.closed {
+                return Offer::Closed;
+            }
+            let was_empty = state.queue.is_empty();
+            let outcome = state.queue.push(
+                Arc::clone(event),
+                principal.map(str::to_owned),
+                charge,
+                self.lossless,
+            );
+            let first_loss = state.lagged == 0;
+            let (offer, lost) = match outcome {
+                PushOutcome::Queued {
+                    evicted,
+                    new_principal,
+                } => {
+                    self.metrics.bytes[class].increment(charge as f64);
+                    if new_principal {
+                        self.metrics.active[class].increment(1.0);
+                    }
+                    for p in &evicted {
+                        let c = class_index(p.as_deref());
+                        self.metrics.evictions[c].increment(1);
+                        // Charges of evicted events are not returned; the
+                        // gauge is corrected from the queue's total below.
+                        let _ = c;
+                    }
+                    (Offer::Queued, evicted.len() as u64)
+                }
+                PushOutcome::Oversize => {
+                    self.metrics.oversize[class].increment(1);
+                    (Offer::Dropped, 1)
+                }
+                PushOutcome::Full => {
+                    self.metrics.lossless_full[class].increment(1);
+                    (Offer::Dropped, 1)
+                }
+            };
+            state.lagged += lost;
+            (offer, was_empty, first_loss && lost > 0, lost)
+        };
+        if first_loss {
+            tracing::warn!(
+                target: "astrid_events::security",
+                capsule = %self.capsule_label,
+                subscriber = self.subscriber,
+                pattern = %self.key.topic_pattern,
+                lost,
+                "routed subscription dropped events (budget or size); counted for the receiver"
+            );
+        }
+        if offer == Offer::Queued && was_empty {
+            self.ready.notify_one();
+        }
+        offer
+    }
+
+    /// Whether an event of `charge` fits now (lossless publishers wait on
+    /// this). A closed route always "fits": nothing will drain it.
+    pub(crate) fn has_room_for(&self, charge: u64) -> bool {
+        let state = self.state.lock();
+        state.closed || state.queue.has_room_for(charge)
+    }
+
+    /// A future that completes after the next pop or close.
+    pub(crate) fn space_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.space.notified()
+    }
+
+    fn pop_within(&self, limit: u64) -> Option<Popped> {
+        let popped = {
+            let mut state = self.state.lock();
+            let popped = state.queue.pop_within(limit);
+            for p in state.queue.starved_turns.drain(..) {
+                self.metrics.starved[class_index(p.as_deref())].increment(1);
+            }
+            popped
+        }?;
+        let class = class_index(principal_of(&popped.event));
+        self.metrics.bytes[class].decrement(popped.charge as f64);
+        if popped.principal_emptied.is_some() {
+            self.metrics.active[class].decrement(1.0);
+        }
+        if self.lossless {
+            self.space.notify_waiters();
+        }
+        Some(popped)
+    }
+
+    /// Closes the route: drops what is queued, releases waiting publishers
+    /// and the receiver.
+    pub(crate) fn close(&self) {
+        let drained = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            let mut drained = Vec::new();
+            while let Some(p) = state.queue.pop() {
+                drained.push(p);
+            }
+            state.queue.starved_turns.clear();
+            drained
+        };
+        for p in drained {
+            let class = class_index(principal_of(&p.event));
+            self.metrics.bytes[class].decrement(p.charge as f64);
+            if p.principal_emptied.is_some() {
+                self.metrics.active[class].decrement(1.0);
+            }
+        }
+        self.ready.notify_one();
+        self.space.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+}
+
+/// The receiver of a routed subscription.
+///
+/// Hands out matching IPC events in DRR order across principals (FIFO per
+/// principal). Dropping it removes the route from the bus at once.
+pub struct RoutedEventReceiver {
+    route: Arc<Route>,
+    /// Removes the route from the bus index on drop (after `route` closes).
+    _registration: Registration,
+}
+
+impl std::fmt::Debug for RoutedEventReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutedEventReceiver")
+            .field("key", &self.route.key)
+            .field("subscriber", &self.route.subscriber)
+            .field("lossless", &self.route.lossless)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RoutedEventReceiver {
+    fn drop(&mut self) {
+        self.route.close();
+    }
+}
+
+impl RoutedEventReceiver {
+    pub(crate) fn new(route: Arc<Route>, registration: Registration) -> Self {
+        Self {
+            route,
+            _registration: registration,
+        }
+    }
+
+    /// The identity of this subscription.
+    pub fn key(&self) -> &RouteKey {
+        &self.route.key
+    }
+
+    /// Waits for the next event, at most `timeout` (`None`: no limit).
+    ///
+    /// Returns `None` when the timeout passes with no event, or when the bus
+    /// is gone. Wakes as soon as a matching event is published; never spins.
+    /// Needs a tokio runtime with the time driver when `timeout` is `Some`.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an event is taken only when the future completes.
+    pub async fn recv(&mut self, timeout: Option<Duration>) -> Option<Arc<AstridEvent>> {
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        loop {
+            if let Some(event) = self.try_recv_one() {
+                return Some(event);
+            }
+            if self.route.is_closed() {
+                return None;
+            }
+            let ready = self.route.ready.notified();
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, ready).await.is_err() {
+                        return self.try_recv_one();
+                    }
+                }
+                None => ready.await,
+            }
+        }
+    }
+
+    /// Takes exactly one event, if one is queued.
+    pub fn try_recv_one(&mut self) -> Option<Arc<AstridEvent>> {
+        self.route.pop_within(u64::MAX).map(|p| p.event)
+    }
+
+    /// Takes events in DRR order while their accounted sizes
+    /// ([`ipc_size_of`](super::ipc_size_of)) add up to at most
+    /// `budget_bytes`; always takes at least one event if any is queued, so a
+    /// budget smaller than one event still makes progress. The rest stays
+    /// queued, and the DRR position carries over to the next call.
+    pub fn try_drain(&mut self, budget_bytes: usize) -> Vec<Arc<AstridEvent>> {
+        let overhead = ROUTED_EVENT_OVERHEAD_BYTES as u64;
+        let mut out = Vec::new();
+        let Some(first) = self.route.pop_within(u64::MAX) else {
+            return out;
+        };
+        let mut remaining = (budget_bytes as u64).saturating_sub(first.charge - overhead);
+        out.push(first.event);
+        while let Some(p) = self.route.pop_within(remaining.saturating_add(overhead)) {
+            remaining -= p.charge - overhead;
+            out.push(p.event);
+        }
+        out
+    }
+
+    /// Waits for at least one event, then moves up to `limit` queued events
+    /// into `buf` in DRR order. Returns how many were added (0 when the bus
+    /// is gone or `limit` is 0). One wakeup serves the whole batch.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
+        if limit == 0 {
+            return 0;
+        }
+        let Some(first) = self.recv(None).await else {
+            return 0;
+        };
+        buf.push(first);
+        let mut n = 1;
+        while n < limit {
+            match self.try_recv_one() {
+                Some(event) => {
+                    buf.push(event);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    /// Events this route dropped (budget eviction, oversize, full lossless
+    /// route) since the last call; resets the count.
+    ///
+    /// For any run, events received + the sum of `drain_lagged()` equals the
+    /// matching events published while the receiver existed.
+    pub fn drain_lagged(&mut self) -> u64 {
+        std::mem::take(&mut self.route.state.lock().lagged)
+    }
+
+    /// Principals with queued events.
+    pub fn active_principals(&self) -> usize {
+        self.route.state.lock().queue.active_principals()
+    }
+
+    /// Charged bytes queued (accounted size plus
+    /// [`ROUTED_EVENT_OVERHEAD_BYTES`] per event).
+    pub fn total_bytes(&self) -> usize {
+        self.route.state.lock().queue.bytes() as usize
+    }
+
+    /// The subscriber label given at subscription.
+    pub fn subscriber(&self) -> &'static str {
+        self.route.subscriber
+    }
+}
