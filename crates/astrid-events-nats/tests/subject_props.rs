@@ -87,7 +87,9 @@ proptest! {
     fn pattern_subscription_agrees_with_bus(pattern in topic(), topic in topic()) {
         let sub = pattern_to_subject("astrid", &pattern).unwrap();
         let subj = topic_to_subject("astrid", &topic).unwrap();
-        prop_assert_eq!(nats_matches(&sub, &subj), spec_matches(&pattern, &topic));
+        let nats = nats_matches(&sub, &subj);
+        prop_assert_eq!(nats, spec_matches(&pattern, &topic));
+        prop_assert_eq!(nats, astrid_events::topic_pattern_matches(&pattern, &topic));
     }
 }
 
@@ -143,4 +145,18 @@ fn own_matchers_behave_as_documented() {
     assert!(!spec_matches("a.*.c", "a.b.d"));
     assert!(spec_matches("*", "a"));
     assert!(!spec_matches("*", "a.b"));
+}
+
+#[test]
+fn depth_limit_is_the_one_difference_and_is_documented() {
+    // NATS has no depth limit; the bus refuses topics deeper than
+    // MAX_TOPIC_DEPTH, so the importer must re-check with the bus matcher.
+    let depth = astrid_events::TopicMatcher::MAX_TOPIC_DEPTH;
+    let topic = vec!["a"; depth + 1].join(".");
+    let sub = pattern_to_subject("astrid", "a.*").unwrap();
+    let subj = topic_to_subject("astrid", &topic).unwrap();
+    assert!(nats_matches(&sub, &subj));
+    assert!(!astrid_events::topic_pattern_matches("a.*", &topic));
+    let ok = vec!["a"; depth].join(".");
+    assert!(astrid_events::topic_pattern_matches("a.*", &ok));
 }
