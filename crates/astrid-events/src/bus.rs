@@ -17,22 +17,40 @@
 //! every receiver (they drain what is queued, then return `None`) and drops
 //! the synchronous subscribers.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+use crate::error::PublishError;
 use crate::event::AstridEvent;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
 use crate::receiver::{EventReceiver, Registration, TopicQueue, TopicSubscription};
-use crate::routed::{Offer, PrincipalKey, Route, RouteKey, RoutedEventReceiver, ipc_size_of};
+use crate::routed::{
+    Offer, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver, accounted_size,
+    ipc_size_of,
+};
 use crate::sync_sub::{EventSubscriber, SubscriberId, SubscriberRegistry};
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
+
+/// Reservations held by a waiting publisher; released if it gives up.
+struct Reservations {
+    routes: Vec<Arc<Route>>,
+    charge: u64,
+}
+
+impl Drop for Reservations {
+    fn drop(&mut self) {
+        for route in &self.routes {
+            route.release(self.charge);
+        }
+    }
+}
 
 /// One entry of the topic index.
 #[derive(Clone)]
@@ -161,7 +179,12 @@ impl EventBus {
     /// Returns how many async receivers the event was handed to: plain
     /// receivers, matching topic receivers and matching routes that queued
     /// it.
-    pub fn publish(&self, mut event: AstridEvent) -> usize {
+    pub fn publish(&self, event: AstridEvent) -> usize {
+        self.publish_reserved(event, &[])
+    }
+
+    /// `publish`, where `reserved` routes already hold room for the event.
+    fn publish_reserved(&self, mut event: AstridEvent, reserved: &[Arc<Route>]) -> usize {
         if let AstridEvent::Ipc { message, .. } = &mut event {
             message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
         }
@@ -169,25 +192,17 @@ impl EventBus {
         metrics::counter!(METRIC_BUS_EVENTS_PUBLISHED_TOTAL, "event_kind" => event.event_type())
             .increment(1);
         let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
-        reached += self.deliver_indexed(&event);
+        reached += self.deliver_indexed(&event, reserved);
         self.shared.registry.dispatch(&event, self);
         reached
     }
 
     /// Hands an IPC event to the matching topic receivers and routes.
-    fn deliver_indexed(&self, event: &Arc<AstridEvent>) -> usize {
+    fn deliver_indexed(&self, event: &Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
         let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
-        let targets: Vec<Target> = {
-            let index = self.shared.index.read();
-            if index.len() == 0 {
-                return 0;
-            }
-            let mut targets = Vec::new();
-            index.for_each_match(&message.topic, |t| targets.push(t.clone()));
-            targets
-        };
+        let targets = self.matching_targets(&message.topic);
         let mut size = None;
         let mut reached = 0;
         for target in &targets {
@@ -199,13 +214,130 @@ impl EventBus {
                 Target::Route(route) => {
                     // Computed once per publish, and only if a route matched.
                     let size = *size.get_or_insert_with(|| ipc_size_of(event));
-                    if route.offer(event, size) == Offer::Queued {
+                    let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
+                    if route.offer(event, size, has_reservation) == Offer::Queued {
                         reached += 1;
                     }
                 }
             }
         }
         reached
+    }
+
+    /// Copies out the index entries matching `topic` (read lock held only
+    /// for the copy).
+    fn matching_targets(&self, topic: &str) -> Vec<Target> {
+        let index = self.shared.index.read();
+        let mut targets = Vec::new();
+        if index.len() > 0 {
+            index.for_each_match(topic, |t| targets.push(t.clone()));
+        }
+        targets
+    }
+
+    /// Publishes `event`, first waiting (at most `timeout`) until every
+    /// matching lossless route has room for it, so none of them drops it.
+    ///
+    /// The trade-off: a slow lossless consumer slows down its publishers.
+    /// Routes that are not lossless are unaffected (they evict as usual).
+    /// Room is reserved route by route (in subscription order, so two
+    /// publishers cannot hold each other up); a route whose receiver is
+    /// dropped while a publisher waits releases it at once. An event larger
+    /// than a route's whole budget is not waited for: that route rejects and
+    /// counts it.
+    ///
+    /// # Errors
+    /// [`PublishError::Timeout`] with the event handed back if some matching
+    /// lossless route stayed full for the whole `timeout`; nothing was
+    /// published then.
+    ///
+    /// # Cancel safety
+    /// Not publishing is the only effect of cancelling: reservations are
+    /// released when the future is dropped.
+    pub async fn publish_with_backpressure(
+        &self,
+        event: AstridEvent,
+        timeout: std::time::Duration,
+    ) -> Result<usize, PublishError> {
+        let AstridEvent::Ipc { message, .. } = &event else {
+            return Ok(self.publish(event));
+        };
+        let principal = message.principal.as_deref();
+        let mut lossless: Vec<Arc<Route>> = self
+            .matching_targets(&message.topic)
+            .into_iter()
+            .filter_map(|t| match t {
+                Target::Route(r) if r.lossless && r.admits(principal) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if lossless.is_empty() {
+            return Ok(self.publish(event));
+        }
+        lossless.sort_by_key(|r| r.key.subscription_rep);
+        let charge = Route::charge_of(accounted_size(&event));
+        let start = tokio::time::Instant::now();
+        let deadline = start.checked_add(timeout);
+        let mut held = Reservations {
+            routes: Vec::new(),
+            charge,
+        };
+        for route in lossless {
+            loop {
+                let space = route.space_notified();
+                tokio::pin!(space);
+                space.as_mut().enable();
+                match route.try_reserve(charge) {
+                    Reservation::Reserved => {
+                        held.routes.push(Arc::clone(&route));
+                        break;
+                    }
+                    Reservation::NotNeeded => break,
+                    Reservation::Full => {}
+                }
+                let woke = match deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, space).await.is_ok(),
+                    None => {
+                        space.await;
+                        true
+                    }
+                };
+                if !woke {
+                    return Err(PublishError::Timeout {
+                        event: Box::new(event),
+                        waited: start.elapsed(),
+                    });
+                }
+            }
+        }
+        let reached = self.publish_reserved(event, &held.routes);
+        // Consumed by the publish; nothing to give back.
+        held.routes.clear();
+        Ok(reached)
+    }
+
+    /// Subscribes like
+    /// [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped),
+    /// but the route never evicts: when it is full, a plain `publish` drops
+    /// the new event for this route (counted, reported by `drain_lagged`),
+    /// and [`publish_with_backpressure`](Self::publish_with_backpressure)
+    /// waits for room. For streams that must not be cut, like LLM tokens.
+    pub fn subscribe_topic_routed_lossless(
+        &self,
+        capsule_uuid: Uuid,
+        topic_pattern: impl Into<String>,
+        capsule_id_label: impl Into<String>,
+        subscriber: &'static str,
+        scope: Option<PrincipalKey>,
+    ) -> RoutedEventReceiver {
+        self.add_route(
+            capsule_uuid,
+            topic_pattern.into(),
+            capsule_id_label.into(),
+            subscriber,
+            scope,
+            true,
+        )
     }
 
     /// Subscribes to every event. Lag is reported under `untagged`.
@@ -278,7 +410,14 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
-        self.add_route(capsule_uuid, topic_pattern.into(), capsule_id_label.into(), subscriber, scope, false)
+        self.add_route(
+            capsule_uuid,
+            topic_pattern.into(),
+            capsule_id_label.into(),
+            subscriber,
+            scope,
+            false,
+        )
     }
 
     pub(crate) fn add_route(
@@ -344,10 +483,5 @@ impl EventBus {
     /// Number of registered synchronous subscribers.
     pub fn sync_subscriber_count(&self) -> usize {
         self.shared.registry.len()
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn downgrade(&self) -> Weak<Shared> {
-        Arc::downgrade(&self.shared)
     }
 }

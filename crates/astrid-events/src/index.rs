@@ -136,8 +136,14 @@ impl<T> Node<T> {
         }
     }
 
+    #[cfg(test)]
     fn count_nodes(&self) -> usize {
-        1 + self.next.literal.values().map(Node::count_nodes).sum::<usize>()
+        1 + self
+            .next
+            .literal
+            .values()
+            .map(Node::count_nodes)
+            .sum::<usize>()
             + self.next.star.as_ref().map_or(0, |n| n.count_nodes())
     }
 }
@@ -206,7 +212,10 @@ impl<T> TopicIndex<T> {
     /// Calls `f` for every entry (any order).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&T)) {
         fn walk<T>(node: &Node<T>, f: &mut impl FnMut(&T)) {
-            node.exact.iter().chain(&node.trailing).for_each(|(_, v)| f(v));
+            node.exact
+                .iter()
+                .chain(&node.trailing)
+                .for_each(|(_, v)| f(v));
             node.next.literal.values().for_each(|n| walk(n, f));
             if let Some(n) = &node.next.star {
                 walk(n, f);
@@ -238,7 +247,10 @@ mod tests {
     #[test]
     fn finds_exact_single_and_trailing_wildcards() {
         let mut index = TopicIndex::default();
-        for (id, pattern) in ["a.b", "a.*.c", "a.*", "*", "a.b.*", "x.y"].iter().enumerate() {
+        for (id, pattern) in ["a.b", "a.*.c", "a.*", "*", "a.b.*", "x.y"]
+            .iter()
+            .enumerate()
+        {
             index.insert(pattern, id as u64, id as u64);
         }
         assert_eq!(matches(&index, "a.b"), vec![0, 2]);
@@ -274,7 +286,13 @@ mod tests {
     }
 
     fn segment() -> impl Strategy<Value = String> {
-        prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("*".to_string()), Just(String::new()), Just("a*".to_string())]
+        prop_oneof![
+            Just("a".to_string()),
+            Just("b".to_string()),
+            Just("*".to_string()),
+            Just(String::new()),
+            Just("a*".to_string())
+        ]
     }
 
     fn dotted(max: usize) -> impl Strategy<Value = String> {

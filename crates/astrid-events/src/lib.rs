@@ -23,9 +23,43 @@ mod event;
 pub mod ipc;
 pub mod llm;
 mod topic;
+
+#[cfg(feature = "runtime")]
+mod bus;
+#[cfg(feature = "runtime")]
+mod error;
 #[cfg(feature = "runtime")]
 mod index;
+#[cfg(feature = "runtime")]
+pub mod metrics;
+#[cfg(feature = "runtime")]
+mod receiver;
+#[cfg(feature = "runtime")]
+mod routed;
+#[cfg(feature = "runtime")]
+mod sync_sub;
+
+pub mod prelude;
 
 pub use event::{AstridEvent, EventMetadata};
 pub use ipc::{IpcMessage, IpcPayload};
 pub use topic::{TopicMatcher, topic_pattern_matches};
+
+#[cfg(feature = "runtime")]
+pub use bus::{DEFAULT_CHANNEL_CAPACITY, EventBus};
+#[cfg(feature = "runtime")]
+pub use error::PublishError;
+#[cfg(feature = "runtime")]
+pub use metrics::{
+    METRIC_ROUTE_ACTIVE_PRINCIPALS, METRIC_ROUTE_BUDGET_BYTES_IN_USE,
+    METRIC_ROUTE_BYTE_EVICTIONS_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
+};
+#[cfg(feature = "runtime")]
+pub use receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
+#[cfg(feature = "runtime")]
+pub use routed::{
+    DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
+    ROUTED_EVENT_OVERHEAD_BYTES, RouteKey, RoutedEventReceiver, ipc_size_of, principal_class_label,
+};
+#[cfg(feature = "runtime")]
+pub use sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};

@@ -186,7 +186,11 @@ impl EventReceiver {
         match &mut self.inner {
             Inner::All { lagged, .. } => {
                 let n = std::mem::take(lagged);
-                if n == 0 { Vec::new() } else { vec![(LAG_OTHER_TOPICS.to_owned(), n)] }
+                if n == 0 {
+                    Vec::new()
+                } else {
+                    vec![(LAG_OTHER_TOPICS.to_owned(), n)]
+                }
             }
             Inner::Topic(sub) => sub.queue.state.lock().lag.drain_by_topic(),
         }
@@ -302,13 +306,6 @@ impl TopicQueue {
         }
     }
 
-    /// Pushes events from the retained store, before the queue goes live.
-    pub(crate) fn preload(&self, events: impl IntoIterator<Item = Arc<AstridEvent>>) {
-        for event in events {
-            self.push(event);
-        }
-    }
-
     pub(crate) fn pop(&self) -> Option<Arc<AstridEvent>> {
         self.state.lock().buf.pop_front()
     }
@@ -330,7 +327,7 @@ fn ipc_topic(event: &AstridEvent) -> &str {
 /// it removes the registration.
 pub(crate) struct TopicSubscription {
     pub(crate) queue: Arc<TopicQueue>,
-    pub(crate) registration: Registration,
+    _registration: Registration,
     /// Events returned in a row without waiting (for cooperative yielding).
     streak: u32,
 }
@@ -339,7 +336,7 @@ impl TopicSubscription {
     pub(crate) fn new(queue: Arc<TopicQueue>, registration: Registration) -> Self {
         Self {
             queue,
-            registration,
+            _registration: registration,
             streak: 0,
         }
     }

@@ -41,6 +41,7 @@ pub(crate) fn within_depth(topic: &str) -> bool {
     true
 }
 
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
 /// The shape of a parsed pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PatternShape {
@@ -50,6 +51,7 @@ pub(crate) enum PatternShape {
     Trailing,
 }
 
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
 /// Splits a pattern into the segments that must match one by one, and its
 /// shape. For a trailing pattern the final `*` is not part of the prefix.
 pub(crate) fn split_pattern(pattern: &str) -> (Vec<&str>, PatternShape) {
@@ -154,7 +156,10 @@ mod tests {
 
     #[test]
     fn depth_limit_is_twenty_segments() {
-        let twenty = (0..20).map(|i| format!("s{i}")).collect::<Vec<_>>().join(".");
+        let twenty = (0..20)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(".");
         let twenty_one = format!("{twenty}.x");
         assert!(topic_pattern_matches(&twenty, &twenty));
         assert!(!topic_pattern_matches(&twenty_one, &twenty_one));

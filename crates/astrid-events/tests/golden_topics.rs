@@ -15,10 +15,17 @@ fn every_recorded_pair_matches_as_0_8_0_did() {
         let expected = line["matches"].as_bool().expect("matches is a bool");
         let got = topic_pattern_matches(pattern, topic);
         if got != expected || TopicMatcher::new(pattern).matches(topic) != expected {
-            mismatches.push(format!("{pattern:?} vs {topic:?}: expected {expected}, got {got}"));
+            mismatches.push(format!(
+                "{pattern:?} vs {topic:?}: expected {expected}, got {got}"
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]

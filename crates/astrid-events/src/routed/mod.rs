@@ -32,8 +32,8 @@
 mod queue;
 mod route;
 
-pub(crate) use route::{Offer, Route};
 pub use route::RoutedEventReceiver;
+pub(crate) use route::{Offer, Reservation, Route};
 
 use std::sync::Arc;
 
@@ -75,7 +75,12 @@ pub struct RouteKey {
 /// A payload that cannot be serialized (a non-object `RawJson`) is sized by
 /// its guest bytes, which always serialize.
 pub fn ipc_size_of(event: &Arc<AstridEvent>) -> usize {
-    match event.as_ref() {
+    accounted_size(event)
+}
+
+/// [`ipc_size_of`] for a borrowed event.
+pub(crate) fn accounted_size(event: &AstridEvent) -> usize {
+    match event {
         AstridEvent::Ipc { message, .. } => {
             let payload = message.payload.to_guest_bytes().map_or(0, |b| b.len());
             payload.saturating_add(message.topic.len())
@@ -117,7 +122,11 @@ mod tests {
         assert_eq!(principal_class_label(Some("agentx")), "user");
         assert_eq!(principal_class_label(Some("")), "user");
         for (i, c) in CLASSES.iter().enumerate() {
-            let sample = match *c { "system" => None, "agent" => Some("agent.x"), _ => Some("u") };
+            let sample = match *c {
+                "system" => None,
+                "agent" => Some("agent.x"),
+                _ => Some("u"),
+            };
             assert_eq!(class_index(sample), i);
         }
     }

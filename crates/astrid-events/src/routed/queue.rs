@@ -338,7 +338,11 @@ impl RouteQueue {
         assert_eq!(self.heads.len(), live.len(), "heads");
         assert_eq!(bytes, self.bytes, "byte count");
         assert!(self.bytes <= self.budget, "over budget");
-        let stale = self.ring.iter().filter(|&&(i, g)| !self.slot_live(i, g)).count();
+        let stale = self
+            .ring
+            .iter()
+            .filter(|&&(i, g)| !self.slot_live(i, g))
+            .count();
         assert_eq!(stale, self.stale, "stale count");
     }
 }
@@ -380,12 +384,21 @@ mod tests {
     fn fifo_per_principal_and_budget_eviction_of_the_oldest() {
         let mut q = RouteQueue::new(300, 4096);
         for n in 0..3 {
-            assert!(matches!(q.push(event(Some("a"), n), p("a"), 100, false), PushOutcome::Queued { .. }));
+            assert!(matches!(
+                q.push(event(Some("a"), n), p("a"), 100, false),
+                PushOutcome::Queued { .. }
+            ));
         }
         q.check_invariants();
         // Full: the next push evicts the oldest (a's #0).
         let out = q.push(event(Some("b"), 10), p("b"), 100, false);
-        assert_eq!(out, PushOutcome::Queued { evicted: vec![p("a")], new_principal: true });
+        assert_eq!(
+            out,
+            PushOutcome::Queued {
+                evicted: vec![p("a")],
+                new_principal: true
+            }
+        );
         q.check_invariants();
         let mut got = Vec::new();
         while let Some(popped) = q.pop() {
@@ -402,7 +415,10 @@ mod tests {
     fn oversize_is_rejected_without_change() {
         let mut q = RouteQueue::new(100, 10);
         q.push(event(None, 1), None, 50, false);
-        assert_eq!(q.push(event(None, 2), None, 101, false), PushOutcome::Oversize);
+        assert_eq!(
+            q.push(event(None, 2), None, 101, false),
+            PushOutcome::Oversize
+        );
         assert_eq!(q.bytes(), 50);
         q.check_invariants();
     }
@@ -435,7 +451,10 @@ mod tests {
             }
         }
         // At most one quantum (4 events of 1000 bytes) of the flood goes first.
-        assert!(position.is_some_and(|i| i <= 5), "late event at {position:?}");
+        assert!(
+            position.is_some_and(|i| i <= 5),
+            "late event at {position:?}"
+        );
         q.check_invariants();
     }
 
@@ -459,6 +478,10 @@ mod tests {
             q.push(event(Some(&name), n), Some(name), 100, false);
         }
         q.check_invariants();
-        assert!(q.ring.len() <= 2 * q.active_principals() + 32, "ring {}", q.ring.len());
+        assert!(
+            q.ring.len() <= 2 * q.active_principals() + 32,
+            "ring {}",
+            q.ring.len()
+        );
     }
 }

@@ -40,16 +40,12 @@ struct RouteMetrics {
 
 impl RouteMetrics {
     fn new(capsule: &str) -> Self {
-        let counter = |name: &'static str, class: &'static str| {
-            metrics::counter!(name, "capsule" => capsule.to_owned(), "principal_class" => class)
-        };
+        let counter = |name: &'static str, class: &'static str| metrics::counter!(name, "capsule" => capsule.to_owned(), "principal_class" => class);
         let dropped = |reason: &'static str, class: &'static str| {
             metrics::counter!(METRIC_ROUTE_DROPPED_TOTAL, "capsule" => capsule.to_owned(),
                 "principal_class" => class, "reason" => reason)
         };
-        let gauge = |name: &'static str, class: &'static str| {
-            metrics::gauge!(name, "capsule" => capsule.to_owned(), "principal_class" => class)
-        };
+        let gauge = |name: &'static str, class: &'static str| metrics::gauge!(name, "capsule" => capsule.to_owned(), "principal_class" => class);
         Self {
             evictions: CLASSES.map(|c| counter(METRIC_ROUTE_BYTE_EVICTIONS_TOTAL, c)),
             starved: CLASSES.map(|c| counter(METRIC_ROUTE_QUANTUM_STARVED_TOTAL, c)),
@@ -65,8 +61,22 @@ struct RouteState {
     queue: RouteQueue,
     /// Events dropped since the receiver last asked (`drain_lagged`).
     lagged: u64,
+    /// Bytes promised to publishers waiting with backpressure; a lossless
+    /// route admits a plain push only if it fits beside them.
+    reserved: u64,
     /// Set when the receiver is dropped or the bus is gone.
     closed: bool,
+}
+
+/// Outcome of [`Route::try_reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reservation {
+    /// Room was reserved.
+    Reserved,
+    /// No room now.
+    Full,
+    /// Nothing to wait for (closed route or oversize event).
+    NotNeeded,
 }
 
 /// What a route did with an offered event.
@@ -127,6 +137,7 @@ impl Route {
                     DRR_QUANTUM_MIN_BYTES as u64,
                 ),
                 lagged: 0,
+                reserved: 0,
                 closed: false,
             }),
             ready: Notify::new(),
@@ -149,7 +160,10 @@ impl Route {
     }
 
     /// Offers `event` (of accounted size `size`) to this route.
-    pub(crate) fn offer(&self, event: &Arc<AstridEvent>, size: usize) -> Offer {
+    ///
+    /// `reserved`: the publisher reserved room with [`try_reserve`](Self::try_reserve);
+    /// the reservation is consumed.
+    pub(crate) fn offer(&self, event: &Arc<AstridEvent>, size: usize, reserved: bool) -> Offer {
         let principal = principal_of(event);
         if !self.admits(principal) {
             return Offer::Foreign;
@@ -162,6 +176,15 @@ impl Route {
                 return Offer::Closed;
             }
             let was_empty = state.queue.is_empty();
+            if reserved {
+                state.reserved = state.reserved.saturating_sub(charge);
+            } else if self.lossless && !state.queue.has_room_for(charge + state.reserved) {
+                // Room promised to waiting publishers is not this push's.
+                state.lagged += 1;
+                drop(state);
+                self.metrics.lossless_full[class].increment(1);
+                return Offer::Dropped;
+            }
             let outcome = state.queue.push(
                 Arc::clone(event),
                 principal.map(str::to_owned),
@@ -215,11 +238,29 @@ impl Route {
         offer
     }
 
-    /// Whether an event of `charge` fits now (lossless publishers wait on
-    /// this). A closed route always "fits": nothing will drain it.
-    pub(crate) fn has_room_for(&self, charge: u64) -> bool {
-        let state = self.state.lock();
-        state.closed || state.queue.has_room_for(charge)
+    /// Reserves room for an event of `charge` if it fits beside what is
+    /// queued and already reserved. A closed route, or an event larger than
+    /// the whole budget (it will be rejected and counted), needs no room:
+    /// returns true without reserving.
+    pub(crate) fn try_reserve(&self, charge: u64) -> Reservation {
+        let mut state = self.state.lock();
+        if state.closed || charge > MAX_SUBSCRIPTION_BUDGET_BYTES as u64 {
+            return Reservation::NotNeeded;
+        }
+        if state.queue.has_room_for(charge + state.reserved) {
+            state.reserved += charge;
+            Reservation::Reserved
+        } else {
+            Reservation::Full
+        }
+    }
+
+    /// Gives back a reservation that will not be used.
+    pub(crate) fn release(&self, charge: u64) {
+        let mut state = self.state.lock();
+        state.reserved = state.reserved.saturating_sub(charge);
+        drop(state);
+        self.space.notify_waiters();
     }
 
     /// A future that completes after the next pop or close.
