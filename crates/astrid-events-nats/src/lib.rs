@@ -4,6 +4,9 @@
 //! imports NATS messages that match import patterns into the local bus, with
 //! ed25519 signatures checked against a set of trusted node keys.
 //!
+//! [`Bridge`] ties them to an `EventBus` (see the [`bridge`] module for
+//! export, import, signature policy and echo suppression).
+//!
 //! The building blocks, usable on their own:
 //! - [`subject`]: the reversible topic -> subject encoding
 //!   (`<prefix>.<segments>`, unsafe segments as `~<hex>`) and the pattern ->
@@ -21,8 +24,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bridge;
 pub mod sign;
 pub mod subject;
 pub mod wire;
 
 mod hex;
+
+pub use bridge::{Bridge, BridgeBuilder, BridgeStats, ShutdownError, StartError};
+pub use sign::{KeyId, NodeSigner, TrustedKeys, VerifyError};

@@ -177,6 +177,33 @@ pub fn pattern_to_subject(prefix: &str, pattern: &str) -> Result<String, Subject
     Ok(out)
 }
 
+/// Token that starts the subjects of exported lifecycle (non-IPC) events.
+///
+/// It is not a canonical encoded token, so no topic ever maps under it and
+/// [`subject_to_topic`] rejects it.
+pub const LIFECYCLE_TOKEN: &str = "~lifecycle";
+
+/// Subject of an exported lifecycle event: `<prefix>.~lifecycle.<event type>`
+/// with the event type's segments encoded as topic segments.
+pub fn lifecycle_subject(prefix: &str, event_type: &str) -> Result<String, SubjectError> {
+    validate_prefix(prefix)?;
+    let mut out = format!("{prefix}.{LIFECYCLE_TOKEN}");
+    for segment in event_type.split('.') {
+        out.push('.');
+        push_segment(&mut out, segment);
+    }
+    Ok(out)
+}
+
+/// Whether `subject` is a lifecycle subject under `prefix`.
+pub fn is_lifecycle_subject(prefix: &str, subject: &str) -> bool {
+    subject
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_prefix(LIFECYCLE_TOKEN))
+        .is_some_and(|r| r.starts_with('.'))
+}
+
 /// Whether `subject` is a valid NATS subject; with `allow_wildcards`, `*`
 /// tokens and a final `>` token are allowed.
 ///
@@ -292,6 +319,17 @@ mod tests {
         assert_eq!(pattern_to_subject(p, "*.*").unwrap(), "astrid.*.>");
         assert_eq!(pattern_to_subject(p, "a.b").unwrap(), "astrid.a.b");
         assert_eq!(pattern_to_subject(p, "a.x*").unwrap(), "astrid.a.~782a");
+    }
+
+    #[test]
+    fn lifecycle_subjects_are_apart_from_topics() {
+        let s = lifecycle_subject("astrid", "astrid.v1.lifecycle.runtime_started").unwrap();
+        assert_eq!(s, "astrid.~lifecycle.astrid.v1.lifecycle.runtime_started");
+        assert!(is_valid_subject(&s, false));
+        assert!(is_lifecycle_subject("astrid", &s));
+        assert!(subject_to_topic("astrid", &s).is_err());
+        let t = topic_to_subject("astrid", "~lifecycle.x").unwrap();
+        assert!(!is_lifecycle_subject("astrid", &t));
     }
 
     #[test]
