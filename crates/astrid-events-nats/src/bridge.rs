@@ -83,6 +83,10 @@ pub struct BridgeStats {
     pub publish_errors: u64,
     /// Local events the exporter missed because its bus receiver lagged.
     pub export_lagged: u64,
+    /// Messages waiting in the outbound buffer now (a gauge).
+    pub outbound_buffered: u64,
+    /// Bytes waiting in the outbound buffer now (a gauge).
+    pub outbound_buffered_bytes: u64,
 }
 
 #[derive(Default)]
@@ -118,6 +122,8 @@ impl Counters {
             export_errors: g(&self.export_errors),
             publish_errors: g(&self.publish_errors),
             export_lagged: g(&self.export_lagged),
+            outbound_buffered: 0,
+            outbound_buffered_bytes: 0,
         }
     }
 }
@@ -216,8 +222,8 @@ pub enum StartError {
     Connect(async_nats::ConnectError),
     /// Subscribing to an import subject failed.
     Subscribe(async_nats::SubscribeError),
-    /// Flushing the subscriptions failed.
-    Flush(async_nats::client::FlushError),
+    /// The round trip confirming the subscriptions with the server failed.
+    Barrier(async_nats::RequestError),
 }
 
 impl fmt::Display for StartError {
@@ -228,7 +234,7 @@ impl fmt::Display for StartError {
             Self::Credentials(_) => f.write_str("failed to read the NATS credentials file"),
             Self::Connect(_) => f.write_str("failed to connect to NATS"),
             Self::Subscribe(_) => f.write_str("failed to subscribe to an import subject"),
-            Self::Flush(_) => f.write_str("failed to flush the import subscriptions"),
+            Self::Barrier(_) => f.write_str("failed to confirm the import subscriptions"),
         }
     }
 }
@@ -240,7 +246,7 @@ impl std::error::Error for StartError {
             Self::Credentials(e) => Some(e),
             Self::Connect(e) => Some(e),
             Self::Subscribe(e) => Some(e),
-            Self::Flush(e) => Some(e),
+            Self::Barrier(e) => Some(e),
             Self::InvalidNodeId => None,
         }
     }
@@ -426,7 +432,7 @@ impl BridgeBuilder {
         for s in import_subjects {
             subs.push(client.subscribe(s).await.map_err(StartError::Subscribe)?);
         }
-        client.flush().await.map_err(StartError::Flush)?;
+        round_trip(&client).await.map_err(StartError::Barrier)?;
 
         let shared = Arc::new(Shared {
             bus: self.bus.clone(),
@@ -591,8 +597,24 @@ impl Shared {
         }
         // Record before publishing so the exporter recognises the echo.
         lock(&self.imported_ids).insert(decoded.event.metadata().event_id);
-        self.bus.publish(decoded.event);
+        // Counted first, so a receiver that got the event sees it counted.
         bump(&c.imported, "imported");
+        self.bus.publish(decoded.event);
+    }
+}
+
+/// Waits until the server has processed everything this connection sent
+/// before (subscriptions included): a request on a subject with no
+/// responders comes back as "no responders" only after the server handled
+/// the earlier protocol lines of the connection, which it handles in order.
+/// (`Client::flush` only writes the socket.)
+pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError> {
+    use async_nats::RequestErrorKind;
+    let subject = format!("_ASTRID_BRIDGE.barrier.{}", Uuid::new_v4().simple());
+    match client.request(subject, Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -709,7 +731,11 @@ impl Bridge {
 
     /// Current counters.
     pub fn stats(&self) -> BridgeStats {
-        self.shared.counters.snapshot()
+        let mut s = self.shared.counters.snapshot();
+        let q = lock(&self.shared.outbound.queue);
+        s.outbound_buffered = q.0.len() as u64;
+        s.outbound_buffered_bytes = q.1 as u64;
+        s
     }
 
     /// Stops importing, exports the local events already published, hands the

@@ -326,17 +326,23 @@ async fn outbound_buffer_is_bounded_while_nats_is_down_and_drains_after() {
             serde_json::json!({"i": i, "blob": blob}),
         ));
     }
-    wait_stats(&a, "drops counted", |s| s.dropped_buffer_full >= 5).await;
-    let dropped = a.stats().dropped_buffer_full;
-    assert!(dropped < 10, "nothing was buffered");
-    assert_eq!(a.stats().exported, 0);
-
-    server.restart();
-    wait_stats(&a, "buffer drained after reconnect", |s| {
-        s.exported == 10 - dropped
+    wait_stats(&a, "every event dropped or buffered", |s| {
+        s.dropped_buffer_full + s.outbound_buffered == 10
     })
     .await;
-    assert_eq!(a.stats().dropped_buffer_full, dropped);
+    let s = a.stats();
+    assert!(s.dropped_buffer_full >= 5, "bound not enforced: {s:?}");
+    assert!(s.outbound_buffered >= 1, "nothing buffered: {s:?}");
+    assert!(s.outbound_buffered_bytes <= 4_000, "{s:?}");
+    assert_eq!(s.exported, 0);
+
+    server.restart();
+    let buffered = s.outbound_buffered;
+    wait_stats(&a, "buffer drained after reconnect", |s| {
+        s.exported == buffered && s.outbound_buffered == 0
+    })
+    .await;
+    assert_eq!(a.stats().dropped_buffer_full, s.dropped_buffer_full);
     a.shutdown().await.unwrap();
 }
 
@@ -346,7 +352,7 @@ async fn shutdown_flushes_already_published_events() {
     let bus_a = EventBus::new();
     let raw = async_nats::connect(server.url()).await.unwrap();
     let mut sub = raw.subscribe("astrid.fl.>").await.unwrap();
-    raw.flush().await.unwrap();
+    astrid_events_nats::bridge::round_trip(&raw).await.unwrap();
     let a = Bridge::builder(&bus_a, server.url())
         .node_id("node-a")
         .export("fl.*")
@@ -376,4 +382,75 @@ async fn shutdown_flushes_already_published_events() {
             }
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_options_pass_through_token_auth_and_debug_hides_it() {
+    let server = NatsServer::start_with_args(&["--auth", "tok-s3cret"]);
+    let bus = EventBus::new();
+    let refused = Bridge::builder(&bus, server.url())
+        .node_id("n")
+        .connect_options(async_nats::ConnectOptions::new().max_reconnects(1))
+        .start()
+        .await;
+    assert!(
+        matches!(refused, Err(astrid_events_nats::StartError::Connect(_))),
+        "{refused:?}"
+    );
+    let builder = Bridge::builder(&bus, server.url())
+        .node_id("n")
+        .token("tok-s3cret")
+        .user_and_password("u", "pw-s3cret");
+    let dbg = format!("{builder:?}");
+    assert!(!dbg.contains("s3cret"), "{dbg}");
+    let builder = Bridge::builder(&bus, server.url())
+        .node_id("n")
+        .token("tok-s3cret");
+    let bridge = builder.start().await.unwrap();
+    assert!(bridge.is_connected());
+    assert!(!format!("{bridge:?}").contains("s3cret"));
+    bridge.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_events_are_exported_only_when_enabled() {
+    use futures_util::StreamExt;
+    let server = NatsServer::start();
+    let raw = async_nats::connect(server.url()).await.unwrap();
+    let mut sub = raw.subscribe("astrid.>").await.unwrap();
+    astrid_events_nats::bridge::round_trip(&raw).await.unwrap();
+    let (bus_on, bus_off) = (EventBus::new(), EventBus::new());
+    let on = Bridge::builder(&bus_on, server.url())
+        .node_id("on")
+        .export_lifecycle(true)
+        .start()
+        .await
+        .unwrap();
+    let off = Bridge::builder(&bus_off, server.url())
+        .node_id("off")
+        .start()
+        .await
+        .unwrap();
+    let started = |v: &str| AstridEvent::RuntimeStarted {
+        metadata: EventMetadata::new("kernel"),
+        version: v.into(),
+    };
+    bus_off.publish(started("off"));
+    off.shutdown().await.unwrap();
+    let ev = started("on");
+    bus_on.publish(ev.clone());
+    on.shutdown().await.unwrap();
+    let msg = tokio::time::timeout(DEADLINE, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        msg.subject.as_str(),
+        "astrid.~lifecycle.astrid.v1.lifecycle.runtime_started"
+    );
+    let d = wire::decode(msg.headers.as_ref(), &msg.payload).unwrap();
+    assert_eq!(d.event, ev);
+    assert_eq!(d.meta.origin_node, "on");
+    assert_eq!(off.stats().exported, 0);
+    assert_eq!(on.stats().exported, 1);
 }

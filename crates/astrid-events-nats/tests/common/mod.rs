@@ -23,6 +23,7 @@ pub struct NatsServer {
     jetstream: bool,
     dir: TempDir,
     starts: u32,
+    extra: Vec<String>,
 }
 
 fn free_loopback_port() -> u16 {
@@ -48,7 +49,16 @@ impl NatsServer {
         Self::start_with(true)
     }
 
+    /// Core NATS server with extra command-line arguments (e.g. `--auth`).
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_full(false, args.iter().map(|a| (*a).to_owned()).collect())
+    }
+
     fn start_with(jetstream: bool) -> Self {
+        Self::start_full(jetstream, Vec::new())
+    }
+
+    fn start_full(jetstream: bool, extra: Vec<String>) -> Self {
         let mut dir = tempfile::tempdir().expect("tempdir");
         let mut last_err = String::new();
         // The port is free when picked but may be taken before the server
@@ -60,6 +70,7 @@ impl NatsServer {
                 jetstream,
                 dir,
                 starts: 0,
+                extra: extra.clone(),
             };
             match s.spawn() {
                 Ok(()) => return s,
@@ -86,6 +97,7 @@ impl NatsServer {
         let log = File::create(self.log_path()).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(binary());
         cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        cmd.args(&self.extra);
         if self.jetstream {
             cmd.arg("-js").arg("-sd").arg(self.dir.path().join("js"));
         }
