@@ -1,0 +1,35 @@
+//! NATS bridge for the `astrid-events` bus.
+//!
+//! Exports local IPC events that match export patterns to NATS subjects and
+//! imports NATS messages that match import patterns into the local bus, with
+//! ed25519 signatures checked against a set of trusted node keys.
+//!
+//! [`Bridge`] ties them to an `EventBus` (see the [`bridge`] module for
+//! export, import, signature policy and echo suppression).
+//!
+//! The building blocks, usable on their own:
+//! - [`subject`]: the reversible topic -> subject encoding
+//!   (`<prefix>.<segments>`, unsafe segments as `~<hex>`) and the pattern ->
+//!   wildcard-subject mapping (`*` -> `*`, trailing `.*` -> `>`);
+//! - [`wire`]: the message format, the event's 0.8.0 JSON byte for byte plus
+//!   the `Astrid-Origin-Node`, `Astrid-Principal`, `Astrid-Origin-Seq`,
+//!   `Nats-Msg-Id` (the event id) and `Astrid-Key-Id` headers;
+//! - [`sign`]: ed25519 signatures over a length-prefixed canonical form of
+//!   (origin node, topic, principal, payload JSON, origin seq), stored in
+//!   `IpcMessage.signature`, with the signer's public key (hex) as key id.
+//!
+//! Importers must re-check a received topic with
+//! `astrid_events::topic_pattern_matches`: NATS wildcards have no depth limit,
+//! the bus refuses topics deeper than `TopicMatcher::MAX_TOPIC_DEPTH`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bridge;
+pub mod sign;
+pub mod subject;
+pub mod wire;
+
+mod hex;
+
+pub use bridge::{Bridge, BridgeBuilder, BridgeStats, ShutdownError, StartError};
+pub use sign::{KeyId, NodeSigner, TrustedKeys, VerifyError};

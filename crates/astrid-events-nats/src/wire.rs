@@ -1,0 +1,391 @@
+//! The NATS message format of an exported event.
+//!
+//! The payload is exactly `serde_json::to_vec(&AstridEvent)`, the 0.8.0 JSON
+//! form of the event. Headers (see [`headers`]) carry what a receiver needs
+//! before or besides parsing the JSON: the origin node id, the principal, the
+//! origin sequence number, a message id for JetStream de-duplication and the
+//! signing key id. For IPC events the principal and sequence headers must agree
+//! with the JSON; a disagreement is a [`DecodeError::Mismatch`].
+//!
+//! Header values are plain printable ASCII. A principal that is not (or that
+//! starts with `~`) is sent as `~` followed by the lowercase hex of its UTF-8
+//! bytes.
+
+use std::fmt;
+
+use astrid_events::AstridEvent;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+
+use crate::hex;
+use crate::sign::KeyId;
+
+/// Header names.
+pub mod headers {
+    /// Id of the node that first exported the event.
+    pub const ORIGIN_NODE: &str = "Astrid-Origin-Node";
+    /// Principal of an IPC event (absent = system).
+    pub const PRINCIPAL: &str = "Astrid-Principal";
+    /// Sequence number the origin bus stamped on an IPC event.
+    pub const ORIGIN_SEQ: &str = "Astrid-Origin-Seq";
+    /// Message id (the event id) for JetStream de-duplication.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// Hex ed25519 public key that signed `IpcMessage.signature`.
+    pub const KEY_ID: &str = "Astrid-Key-Id";
+}
+
+/// Longest accepted node id.
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+/// Whether `id` is a valid node id: 1..=128 characters of `[A-Za-z0-9_.-]`.
+pub fn is_valid_node_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_NODE_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Header metadata of a wire message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireMeta {
+    /// Node that exported the event.
+    pub origin_node: String,
+    /// Principal header (decoded).
+    pub principal: Option<String>,
+    /// Origin sequence number (IPC events only).
+    pub origin_seq: Option<u64>,
+    /// Message id.
+    pub msg_id: String,
+    /// Signing key id, as sent.
+    pub key_id: Option<String>,
+}
+
+/// A decoded wire message. `Debug` omits the event body.
+#[derive(Clone)]
+pub struct Decoded {
+    /// The event.
+    pub event: AstridEvent,
+    /// Header metadata.
+    pub meta: WireMeta,
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoded")
+            .field("event_type", &self.event.event_type())
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors from encoding an event for the wire.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The node id is not valid (see [`is_valid_node_id`]).
+    InvalidNodeId,
+    /// The event could not be serialized.
+    Json(serde_json::Error),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidNodeId => f.write_str("invalid node id"),
+            Self::Json(_) => f.write_str("failed to serialize event"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Json(e) => Some(e),
+            Self::InvalidNodeId => None,
+        }
+    }
+}
+
+/// Errors from decoding a wire message. Never panics on remote input.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The message has no headers at all.
+    NoHeaders,
+    /// A required header is missing.
+    MissingHeader(&'static str),
+    /// A header value is malformed.
+    BadHeader(&'static str),
+    /// The payload is not a valid event JSON.
+    Json(serde_json::Error),
+    /// A header disagrees with the event JSON.
+    Mismatch(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoHeaders => f.write_str("message has no headers"),
+            Self::MissingHeader(h) => write!(f, "missing header {h}"),
+            Self::BadHeader(h) => write!(f, "malformed header {h}"),
+            Self::Json(_) => f.write_str("payload is not a valid event"),
+            Self::Mismatch(h) => write!(f, "header {h} disagrees with the event"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Json(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+fn is_plain_header_value(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('~') && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Header form of a principal.
+pub fn encode_principal(p: &str) -> String {
+    if is_plain_header_value(p) {
+        p.to_owned()
+    } else {
+        let mut s = String::from("~");
+        hex::push_hex(&mut s, p.as_bytes());
+        s
+    }
+}
+
+/// Principal from its header form; `None` if malformed or non-canonical.
+pub fn decode_principal(h: &str) -> Option<String> {
+    match h.strip_prefix('~') {
+        None => is_plain_header_value(h).then(|| h.to_owned()),
+        Some(hx) => {
+            let p = String::from_utf8(hex::from_hex(hx)?).ok()?;
+            (!is_plain_header_value(&p)).then_some(p)
+        }
+    }
+}
+
+/// Encodes `event` as exported by `origin_node`, optionally signed with
+/// `key_id`.
+pub fn encode(
+    event: &AstridEvent,
+    origin_node: &str,
+    key_id: Option<KeyId>,
+) -> Result<(HeaderMap, Bytes), EncodeError> {
+    if !is_valid_node_id(origin_node) {
+        return Err(EncodeError::InvalidNodeId);
+    }
+    let body = serde_json::to_vec(event).map_err(EncodeError::Json)?;
+    let mut h = HeaderMap::new();
+    h.insert(headers::ORIGIN_NODE, origin_node);
+    h.insert(
+        headers::MSG_ID,
+        event.metadata().event_id.to_string().as_str(),
+    );
+    if let AstridEvent::Ipc { message, .. } = event {
+        h.insert(headers::ORIGIN_SEQ, message.seq.to_string().as_str());
+        if let Some(p) = &message.principal {
+            h.insert(headers::PRINCIPAL, encode_principal(p).as_str());
+        }
+    }
+    if let Some(k) = key_id {
+        h.insert(headers::KEY_ID, k.to_string().as_str());
+    }
+    Ok((h, Bytes::from(body)))
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
+    let mut all = h.get_all(name);
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(DecodeError::BadHeader(name));
+    }
+    Ok(first.map(|v| v.as_str()))
+}
+
+/// Decodes a wire message.
+pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeError> {
+    let h = h.ok_or(DecodeError::NoHeaders)?;
+    let origin_node =
+        header(h, headers::ORIGIN_NODE)?.ok_or(DecodeError::MissingHeader(headers::ORIGIN_NODE))?;
+    if !is_valid_node_id(origin_node) {
+        return Err(DecodeError::BadHeader(headers::ORIGIN_NODE));
+    }
+    let msg_id = header(h, headers::MSG_ID)?.ok_or(DecodeError::MissingHeader(headers::MSG_ID))?;
+    let principal = header(h, headers::PRINCIPAL)?
+        .map(|p| decode_principal(p).ok_or(DecodeError::BadHeader(headers::PRINCIPAL)))
+        .transpose()?;
+    let origin_seq = header(h, headers::ORIGIN_SEQ)?
+        .map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| DecodeError::BadHeader(headers::ORIGIN_SEQ))
+        })
+        .transpose()?;
+    let key_id = header(h, headers::KEY_ID)?.map(str::to_owned);
+
+    let event: AstridEvent = serde_json::from_slice(payload).map_err(DecodeError::Json)?;
+    if event.metadata().event_id.to_string() != msg_id {
+        return Err(DecodeError::Mismatch(headers::MSG_ID));
+    }
+    if let AstridEvent::Ipc { message, .. } = &event {
+        match origin_seq {
+            None => return Err(DecodeError::MissingHeader(headers::ORIGIN_SEQ)),
+            Some(s) if s != message.seq => return Err(DecodeError::Mismatch(headers::ORIGIN_SEQ)),
+            Some(_) => {}
+        }
+        if principal != message.principal {
+            return Err(DecodeError::Mismatch(headers::PRINCIPAL));
+        }
+    } else if principal.is_some() || origin_seq.is_some() {
+        return Err(DecodeError::Mismatch(headers::PRINCIPAL));
+    }
+    Ok(Decoded {
+        event,
+        meta: WireMeta {
+            origin_node: origin_node.to_owned(),
+            principal,
+            origin_seq,
+            msg_id: msg_id.to_owned(),
+            key_id,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use astrid_events::{EventMetadata, IpcMessage, IpcPayload};
+    use uuid::Uuid;
+
+    fn ipc(principal: Option<&str>) -> AstridEvent {
+        let mut message = IpcMessage::new(
+            "a.b",
+            IpcPayload::Custom {
+                data: serde_json::json!({"secret": "s3cr3t"}),
+            },
+            Uuid::nil(),
+        );
+        message.principal = principal.map(str::to_owned);
+        message.seq = 9;
+        AstridEvent::Ipc {
+            metadata: EventMetadata::new("test"),
+            message,
+        }
+    }
+
+    #[test]
+    fn round_trip_is_byte_compatible() {
+        let ev = ipc(Some("bob smith\n"));
+        let (h, body) = encode(&ev, "node-1", None).unwrap();
+        assert_eq!(&body[..], &serde_json::to_vec(&ev).unwrap()[..]);
+        let d = decode(Some(&h), &body).unwrap();
+        assert_eq!(d.event, ev);
+        assert_eq!(d.meta.principal.as_deref(), Some("bob smith\n"));
+        assert_eq!(d.meta.origin_seq, Some(9));
+        assert_eq!(d.meta.origin_node, "node-1");
+        assert!(!format!("{d:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn lifecycle_round_trip() {
+        let ev = AstridEvent::RuntimeStarted {
+            metadata: EventMetadata::new("k"),
+            version: "1".into(),
+        };
+        let (h, body) = encode(&ev, "n", None).unwrap();
+        assert_eq!(decode(Some(&h), &body).unwrap().event, ev);
+    }
+
+    #[test]
+    fn principal_header_encoding() {
+        for p in ["alice", "a@b.c", "~x", "", " ", "é", "a\r\nInjected: 1"] {
+            let e = encode_principal(p);
+            assert!(e.bytes().all(|b| b.is_ascii_graphic()), "{e:?}");
+            assert_eq!(decode_principal(&e).as_deref(), Some(p));
+        }
+        assert_eq!(decode_principal("~616c696365"), None, "non-canonical");
+        assert_eq!(decode_principal("~zz"), None);
+    }
+
+    #[test]
+    fn decode_errors_are_typed() {
+        let ev = ipc(Some("alice"));
+        let (h, body) = encode(&ev, "n", None).unwrap();
+        assert!(matches!(decode(None, &body), Err(DecodeError::NoHeaders)));
+        assert!(matches!(
+            decode(Some(&h), b"{not json"),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(decode(Some(&h), b""), Err(DecodeError::Json(_))));
+
+        let edit = |name: &'static str, val: Option<&str>| {
+            let mut h2 = HeaderMap::new();
+            for (k, vs) in h.iter() {
+                if k.as_ref() as &str != name {
+                    for v in vs {
+                        h2.append(k.clone(), v.clone());
+                    }
+                }
+            }
+            if let Some(v) = val {
+                h2.insert(name, v);
+            }
+            decode(Some(&h2), &body)
+        };
+        assert!(matches!(
+            edit(headers::ORIGIN_NODE, None),
+            Err(DecodeError::MissingHeader(headers::ORIGIN_NODE))
+        ));
+        assert!(matches!(
+            edit(headers::ORIGIN_NODE, Some("bad node")),
+            Err(DecodeError::BadHeader(headers::ORIGIN_NODE))
+        ));
+        assert!(matches!(
+            edit(headers::MSG_ID, None),
+            Err(DecodeError::MissingHeader(headers::MSG_ID))
+        ));
+        assert!(matches!(
+            edit(headers::MSG_ID, Some("other")),
+            Err(DecodeError::Mismatch(headers::MSG_ID))
+        ));
+        assert!(matches!(
+            edit(headers::ORIGIN_SEQ, None),
+            Err(DecodeError::MissingHeader(headers::ORIGIN_SEQ))
+        ));
+        assert!(matches!(
+            edit(headers::ORIGIN_SEQ, Some("-1")),
+            Err(DecodeError::BadHeader(headers::ORIGIN_SEQ))
+        ));
+        assert!(matches!(
+            edit(headers::ORIGIN_SEQ, Some("10")),
+            Err(DecodeError::Mismatch(headers::ORIGIN_SEQ))
+        ));
+        assert!(matches!(
+            edit(headers::PRINCIPAL, Some("mallory")),
+            Err(DecodeError::Mismatch(headers::PRINCIPAL))
+        ));
+        assert!(matches!(
+            edit(headers::PRINCIPAL, None),
+            Err(DecodeError::Mismatch(headers::PRINCIPAL))
+        ));
+        let mut dup = h.clone();
+        dup.append(headers::ORIGIN_NODE, "m");
+        assert!(matches!(
+            decode(Some(&dup), &body),
+            Err(DecodeError::BadHeader(headers::ORIGIN_NODE))
+        ));
+    }
+
+    #[test]
+    fn invalid_node_id_is_refused() {
+        assert!(matches!(
+            encode(&ipc(None), "a b", None),
+            Err(EncodeError::InvalidNodeId)
+        ));
+    }
+}
