@@ -256,8 +256,9 @@ impl EventBus {
         Self::with_capacity(DEFAULT_CHANNEL_CAPACITY)
     }
 
-    /// A bus whose broadcast channel and topic queues hold `capacity` events
-    /// each (at least 1; 0 is raised to 1).
+    /// A bus whose topic queues hold `capacity` events each and whose
+    /// broadcast channel (plain receivers) holds at least `capacity` (tokio
+    /// rounds it up to a power of two). 0 is raised to 1.
     pub fn with_capacity(capacity: usize) -> Self {
         Self::builder().capacity(capacity).build()
     }

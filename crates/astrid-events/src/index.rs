@@ -28,7 +28,7 @@
 
 use std::collections::HashMap;
 
-use crate::topic::{PatternShape, split_pattern, within_depth};
+use crate::topic::{MAX_TOPIC_DEPTH, PatternShape, split_pattern, within_depth};
 
 /// Identifies one entry in the index.
 pub(crate) type EntryId = u64;
@@ -152,6 +152,10 @@ impl<T> Node<T> {
 #[derive(Debug)]
 pub(crate) struct TopicIndex<T> {
     root: Node<T>,
+    /// Entries whose pattern can never match (deeper than any matchable
+    /// topic). Kept out of the trie, so the trie's depth, and with it every
+    /// recursion over it, is bounded by `MAX_TOPIC_DEPTH`.
+    inert: Vec<(EntryId, T)>,
     len: usize,
 }
 
@@ -159,8 +163,18 @@ impl<T> Default for TopicIndex<T> {
     fn default() -> Self {
         Self {
             root: Node::default(),
+            inert: Vec::new(),
             len: 0,
         }
+    }
+}
+
+/// Whether a pattern of this shape could match a topic of matchable depth.
+fn can_match(segments: usize, shape: PatternShape) -> bool {
+    match shape {
+        PatternShape::Exact => segments <= MAX_TOPIC_DEPTH,
+        // The topic needs at least one segment beyond the prefix.
+        PatternShape::Trailing => segments < MAX_TOPIC_DEPTH,
     }
 }
 
@@ -168,6 +182,11 @@ impl<T> TopicIndex<T> {
     /// Adds `value` under `pattern` with the caller-chosen unique `id`.
     pub(crate) fn insert(&mut self, pattern: &str, id: EntryId, value: T) {
         let (segments, shape) = split_pattern(pattern);
+        self.len += 1;
+        if !can_match(segments.len(), shape) {
+            self.inert.push((id, value));
+            return;
+        }
         let mut node = &mut self.root;
         for segment in segments {
             node = node.child_mut(segment);
@@ -176,13 +195,17 @@ impl<T> TopicIndex<T> {
             PatternShape::Exact => node.exact.push((id, value)),
             PatternShape::Trailing => node.trailing.push((id, value)),
         }
-        self.len += 1;
     }
 
     /// Removes the entry `id` that was inserted under `pattern`.
     pub(crate) fn remove(&mut self, pattern: &str, id: EntryId) -> Option<T> {
         let (segments, shape) = split_pattern(pattern);
-        let removed = self.root.remove(&segments, shape, id);
+        let removed = if can_match(segments.len(), shape) {
+            self.root.remove(&segments, shape, id)
+        } else {
+            let pos = self.inert.iter().position(|(e, _)| *e == id)?;
+            Some(self.inert.swap_remove(pos).1)
+        };
         if removed.is_some() {
             self.len -= 1;
         }
@@ -195,7 +218,7 @@ impl<T> TopicIndex<T> {
             return;
         }
         // At most MAX_TOPIC_DEPTH segments: a fixed array keeps this off the heap.
-        let mut segments = [""; crate::topic::MAX_TOPIC_DEPTH];
+        let mut segments = [""; MAX_TOPIC_DEPTH];
         let mut n = 0;
         for segment in topic.split('.') {
             segments[n] = segment;
@@ -222,6 +245,7 @@ impl<T> TopicIndex<T> {
             }
         }
         walk(&self.root, &mut f);
+        self.inert.iter().for_each(|(_, v)| f(v));
     }
 
     /// Number of trie nodes, root included (1 when empty). For pruning tests.
@@ -273,6 +297,30 @@ mod tests {
         assert_eq!(index.len(), 0);
         assert_eq!(index.node_count(), 1);
         assert_eq!(index.remove("a.b", 0), None);
+    }
+
+    #[test]
+    fn unmatchable_deep_patterns_stay_out_of_the_trie() {
+        let mut index = TopicIndex::default();
+        let deep = vec!["s"; 100_000].join(".");
+        let twenty = vec!["s"; 20].join(".");
+        index.insert(&deep, 1, 1);
+        index.insert(&format!("{twenty}.*"), 2, 2);
+        index.insert(&twenty, 3, 3);
+        assert_eq!(index.len(), 3);
+        assert_eq!(
+            index.node_count(),
+            21,
+            "only the 20-segment pattern is in the trie"
+        );
+        assert_eq!(matches(&index, &twenty), vec![3]);
+        let mut all = Vec::new();
+        index.for_each(|v| all.push(*v));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3]);
+        assert_eq!(index.remove(&deep, 1), Some(1));
+        assert_eq!(index.remove(&format!("{twenty}.*"), 2), Some(2));
+        assert_eq!(index.len(), 1);
     }
 
     #[test]

@@ -66,7 +66,10 @@ pub struct EventReceiver {
 enum Inner {
     All {
         rx: broadcast::Receiver<Arc<AstridEvent>>,
+        /// Lost since the last `drain_lagged`.
         lagged: u64,
+        /// Lost since the last `drain_lagged_by_topic` (an independent view).
+        lagged_unreported: u64,
     },
     Topic(TopicSubscription),
 }
@@ -87,7 +90,11 @@ impl std::fmt::Debug for EventReceiver {
 impl EventReceiver {
     pub(crate) fn all(rx: broadcast::Receiver<Arc<AstridEvent>>, subscriber: &'static str) -> Self {
         Self {
-            inner: Inner::All { rx, lagged: 0 },
+            inner: Inner::All {
+                rx,
+                lagged: 0,
+                lagged_unreported: 0,
+            },
             subscriber,
         }
     }
@@ -110,11 +117,16 @@ impl EventReceiver {
     /// Cancel safe: an event is removed only when this future completes.
     pub async fn recv(&mut self) -> Option<Arc<AstridEvent>> {
         match &mut self.inner {
-            Inner::All { rx, lagged } => loop {
+            Inner::All {
+                rx,
+                lagged,
+                lagged_unreported,
+            } => loop {
                 match rx.recv().await {
                     Ok(event) => return Some(event),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         *lagged += n;
+                        *lagged_unreported += n;
                         report_lag(self.subscriber, n, *lagged == n);
                         // A lagging receiver is behind a storm: let others run.
                         tokio::task::yield_now().await;
@@ -129,11 +141,16 @@ impl EventReceiver {
     /// Takes the next event if one is queued, without waiting.
     pub fn try_recv(&mut self) -> Option<Arc<AstridEvent>> {
         match &mut self.inner {
-            Inner::All { rx, lagged } => loop {
+            Inner::All {
+                rx,
+                lagged,
+                lagged_unreported,
+            } => loop {
                 match rx.try_recv() {
                     Ok(event) => return Some(event),
                     Err(broadcast::error::TryRecvError::Lagged(n)) => {
                         *lagged += n;
+                        *lagged_unreported += n;
                         report_lag(self.subscriber, n, *lagged == n);
                     }
                     Err(_) => return None,
@@ -186,8 +203,10 @@ impl EventReceiver {
     /// its own view of the same losses.
     pub fn drain_lagged_by_topic(&mut self) -> Vec<(String, u64)> {
         match &mut self.inner {
-            Inner::All { lagged, .. } => {
-                let n = std::mem::take(lagged);
+            Inner::All {
+                lagged_unreported, ..
+            } => {
+                let n = std::mem::take(lagged_unreported);
                 if n == 0 {
                     Vec::new()
                 } else {

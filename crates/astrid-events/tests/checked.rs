@@ -1,6 +1,7 @@
 //! The checked paths: `try_publish` and `try_subscribe_*` refuse malformed
 //! input with a typed error and lose nothing; the 0.8.0 infallible paths
 //! accept the same input without panicking.
+#![cfg(feature = "runtime")]
 
 mod common;
 

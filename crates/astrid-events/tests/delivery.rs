@@ -1,5 +1,6 @@
 //! Storm-proof delivery: targeted wakeups, bounded topic queues with lag by
 //! topic, batch receive, retained last events.
+#![cfg(feature = "runtime")]
 
 mod common;
 

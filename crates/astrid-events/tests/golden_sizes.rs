@@ -1,4 +1,5 @@
 //! `ipc_size_of` against the sizes 0.8.0 recorded for every event and message.
+#![cfg(feature = "runtime")]
 
 mod common;
 

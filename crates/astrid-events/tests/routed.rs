@@ -1,5 +1,6 @@
 //! Routed subscriptions: delivery, per-principal FIFO, fairness, budget,
 //! scope, accounting and the lossless tier.
+#![cfg(feature = "runtime")]
 
 mod common;
 

@@ -7,6 +7,7 @@
 //! hands out is the head of that principal's FIFO (per-principal FIFO), that
 //! drops match the model exactly (received + lagged == admitted), that the
 //! queued bytes match and stay within budget, and that scope is honoured.
+#![cfg(feature = "runtime")]
 
 mod common;
 
