@@ -14,11 +14,16 @@
 //! (`iter_custom`); everything else (publish, receive, filter) is timed. No
 //! runtime is needed: only `try_recv` is used.
 //!
-//! Run: `cargo bench -p astrid-events --bench delivery`
+//! Run: `cargo bench -p astrid-events --bench delivery` (on a shared
+//! machine, `ASTRID_BENCH_CLOCK=cpu` times with the thread's CPU time; see
+//! `support/clock.rs`).
+
+#[path = "support/clock.rs"]
+mod clock;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use astrid_events::{
     AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, topic_pattern_matches,
@@ -26,6 +31,8 @@ use astrid_events::{
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::broadcast;
 use uuid::Uuid;
+
+use clock::Clock;
 
 /// Channel capacity of both sides (the bus default).
 const CAPACITY: usize = 1024;
@@ -54,15 +61,15 @@ fn chunked(
     mut topic_of: impl FnMut(u64) -> &'static str,
     mut step: impl FnMut(Vec<AstridEvent>, &mut Vec<Arc<AstridEvent>>),
 ) -> Duration {
+    let clock = Clock::from_env();
     let mut total = Duration::ZERO;
     let mut done = 0;
     let mut out = Vec::with_capacity(chunk as usize);
     while done < iters {
         let n = chunk.min(iters - done);
         let events: Vec<_> = (done..done + n).map(|i| ipc_event(topic_of(i))).collect();
-        let start = Instant::now();
-        step(events, &mut out);
-        total += start.elapsed();
+        let ((), elapsed) = clock.time(|| step(events, &mut out));
+        total += elapsed;
         debug_assert_eq!(out.len() as u64, n);
         out.clear();
         done += n;

@@ -17,19 +17,26 @@
 //! benches happen outside the timed region (`iter_custom`); where draining is
 //! part of what is measured, the bench says so.
 //!
-//! Run: `cargo bench -p astrid-events --bench routed`
+//! Run: `cargo bench -p astrid-events --bench routed` (on a shared machine,
+//! `ASTRID_BENCH_CLOCK=cpu` times with the thread's CPU time; see
+//! `support/clock.rs`).
+
+#[path = "support/clock.rs"]
+mod clock;
 
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use astrid_events::{
     AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, RoutedEventReceiver,
     topic_pattern_matches,
 };
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use uuid::Uuid;
+
+use clock::Clock;
 
 /// The one topic the measured publishes use, and the one route matching it.
 const HOT_TOPIC: &str = "tool.v1.execute.bench.result";
@@ -83,6 +90,7 @@ fn bus_with_routes(cold: usize) -> (EventBus, RoutedEventReceiver, Vec<RoutedEve
 /// Times `iters` publishes of [`HOT_TOPIC`] events in chunks, building the
 /// events before and draining the hot route after each chunk, untimed.
 fn timed_hot_publishes(
+    clock: Clock,
     iters: u64,
     mut publish: impl FnMut(AstridEvent) -> usize,
     mut drain: impl FnMut() -> usize,
@@ -92,11 +100,12 @@ fn timed_hot_publishes(
     while done < iters {
         let n = CHUNK.min(iters - done);
         let events: Vec<_> = (0..n).map(|_| ipc_event(HOT_TOPIC, "user-1")).collect();
-        let start = Instant::now();
-        for event in events {
-            black_box(publish(black_box(event)));
-        }
-        total += start.elapsed();
+        let ((), elapsed) = clock.time(|| {
+            for event in events {
+                black_box(publish(black_box(event)));
+            }
+        });
+        total += elapsed;
         let drained = drain();
         debug_assert_eq!(drained as u64, n);
         done += n;
@@ -105,6 +114,7 @@ fn timed_hot_publishes(
 }
 
 fn routed_publish_scaling(c: &mut Criterion) {
+    let clock = Clock::from_env();
     let mut group = c.benchmark_group("routed_publish_scaling");
     group.throughput(Throughput::Elements(1));
     for cold in [10usize, 1_000, 10_000] {
@@ -112,6 +122,7 @@ fn routed_publish_scaling(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(cold), &cold, |b, _| {
             b.iter_custom(|iters| {
                 timed_hot_publishes(
+                    clock,
                     iters,
                     |event| bus.publish(event),
                     || hot.try_drain(usize::MAX).len(),
@@ -178,6 +189,7 @@ impl LinearBus {
 
 fn routed_vs_linear(c: &mut Criterion) {
     const ROUTES: usize = 5_000;
+    let clock = Clock::from_env();
     let mut group = c.benchmark_group("routed_vs_linear_5000");
     group.throughput(Throughput::Elements(1));
 
@@ -185,6 +197,7 @@ fn routed_vs_linear(c: &mut Criterion) {
     group.bench_function("indexed", |b| {
         b.iter_custom(|iters| {
             timed_hot_publishes(
+                clock,
                 iters,
                 |event| bus.publish(event),
                 || hot.try_drain(usize::MAX).len(),
@@ -200,6 +213,7 @@ fn routed_vs_linear(c: &mut Criterion) {
     group.bench_function("linear_scan", |b| {
         b.iter_custom(|iters| {
             timed_hot_publishes(
+                clock,
                 iters,
                 |event| linear.publish(event),
                 || linear.drain(ROUTES - 1),
@@ -213,34 +227,50 @@ fn routed_vs_linear(c: &mut Criterion) {
 
 fn routed_churn(c: &mut Criterion) {
     const EVENTS_PER_ROUTE: usize = 4;
-    const DISTINCT: usize = 1024;
+    const DISTINCT: u64 = 1024;
+    const CYCLES_PER_CHUNK: u64 = 64;
+    let clock = Clock::from_env();
     let (bus, _hot, _cold_rx) = bus_with_routes(1_000);
     let capsule = Uuid::new_v4();
-    let mut n = 0usize;
+    let mut n = 0u64;
     let mut group = c.benchmark_group("routed_churn");
     group.throughput(Throughput::Elements(1));
+    // One iteration: subscribe a route, publish 4 events to it, drop it
+    // (closing the route and freeing what it holds). The pattern rotates, so
+    // the trie grows and prunes nodes too. Building the events is untimed.
     group.bench_function("subscribe_publish4_drop", |b| {
-        b.iter_batched(
-            || {
-                // A rotating pattern, so the trie grows and prunes nodes too.
-                n = (n + 1) % DISTINCT;
-                let topic = format!("churn.v1.c{n}.result");
-                let events: Vec<_> = (0..EVENTS_PER_ROUTE)
-                    .map(|_| ipc_event(&topic, "user-1"))
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0;
+            while done < iters {
+                let k = CYCLES_PER_CHUNK.min(iters - done);
+                let cycles: Vec<_> = (0..k)
+                    .map(|_| {
+                        n = (n + 1) % DISTINCT;
+                        let topic = format!("churn.v1.c{n}.result");
+                        let events: Vec<_> = (0..EVENTS_PER_ROUTE)
+                            .map(|_| ipc_event(&topic, "user-1"))
+                            .collect();
+                        (topic, events)
+                    })
                     .collect();
-                (topic, events)
-            },
-            |(pattern, events)| {
-                let rx = bus.subscribe_topic_routed(capsule, pattern, "churn", "bench");
-                let mut reached = 0;
-                for event in events {
-                    reached += bus.publish(event);
-                }
-                drop(black_box(rx));
-                reached
-            },
-            BatchSize::SmallInput,
-        );
+                let (reached, elapsed) = clock.time(|| {
+                    let mut reached = 0;
+                    for (pattern, events) in cycles {
+                        let rx = bus.subscribe_topic_routed(capsule, pattern, "churn", "bench");
+                        for event in events {
+                            reached += bus.publish(event);
+                        }
+                        drop(black_box(rx));
+                    }
+                    reached
+                });
+                debug_assert_eq!(reached as u64, k * EVENTS_PER_ROUTE as u64);
+                total += elapsed;
+                done += k;
+            }
+            total
+        });
     });
     group.finish();
     assert_eq!(bus.routed_subscription_count(), 1_001);
@@ -254,6 +284,7 @@ fn routed_principals(c: &mut Criterion) {
     let mut rx = bus.subscribe_topic_routed(Uuid::new_v4(), "tool.v1.*", "multi", "bench");
     let principals: Vec<String> = (0..PRINCIPALS).map(|i| format!("user-{i}")).collect();
     let mut next = 0usize;
+    let clock = Clock::from_env();
 
     let mut group = c.benchmark_group("routed_principals_5000");
     group.throughput(Throughput::Elements(1));
@@ -273,18 +304,19 @@ fn routed_principals(c: &mut Criterion) {
                     })
                     .collect();
                 let mut out = Vec::with_capacity(events.len());
-                let start = Instant::now();
-                for event in events {
-                    black_box(bus.publish(event));
-                }
-                loop {
-                    let batch = rx.try_drain(DRAIN_BUDGET);
-                    if batch.is_empty() {
-                        break;
+                let ((), elapsed) = clock.time(|| {
+                    for event in events {
+                        black_box(bus.publish(event));
                     }
-                    out.push(batch);
-                }
-                total += start.elapsed();
+                    loop {
+                        let batch = rx.try_drain(DRAIN_BUDGET);
+                        if batch.is_empty() {
+                            break;
+                        }
+                        out.push(batch);
+                    }
+                });
+                total += elapsed;
                 debug_assert_eq!(out.iter().map(Vec::len).sum::<usize>() as u64, n);
                 drop(out);
                 done += n;
