@@ -141,6 +141,7 @@ impl EventBusBuilder {
                 seq: AtomicU64::new(0),
                 next_id: AtomicU64::new(next_id),
                 index: RwLock::new(index),
+                indexed: AtomicUsize::new((next_id - 1) as usize),
                 topic_receivers: AtomicUsize::new(0),
                 routes: AtomicUsize::new(0),
                 registry: SubscriberRegistry::new(),
@@ -149,6 +150,7 @@ impl EventBusBuilder {
                     .as_ref()
                     .map(|p| Mutex::new(Retained::new(p))),
                 limit: self.limit,
+                published: PublishedCounters::new(),
             }),
         }
     }
@@ -174,6 +176,9 @@ pub(crate) struct Shared {
     /// Topic receivers and routes by pattern. Publishers hold the read lock
     /// only while copying matches out, never while delivering.
     index: RwLock<TopicIndex<Target>>,
+    /// Entries in `index`, readable without its lock: a publish on a bus
+    /// with no topic receivers, routes or retention skips the lock.
+    indexed: AtomicUsize,
     topic_receivers: AtomicUsize,
     routes: AtomicUsize,
     registry: SubscriberRegistry,
@@ -181,12 +186,47 @@ pub(crate) struct Shared {
     retained: Option<Mutex<Retained>>,
     /// Consulted by `try_publish` only.
     limit: Option<RateLimit>,
+    published: PublishedCounters,
+}
+
+/// `astrid_bus_events_published_total` handles for the hot event kinds,
+/// made once so `publish` does no label work for them. Metric handles bind to
+/// the recorder installed when the bus is built: install it first.
+struct PublishedCounters {
+    ipc: metrics::Counter,
+    custom: metrics::Counter,
+}
+
+impl PublishedCounters {
+    fn new() -> Self {
+        let counter = |kind: &'static str| metrics::counter!(METRIC_BUS_EVENTS_PUBLISHED_TOTAL, "event_kind" => kind);
+        Self {
+            ipc: counter("ipc"),
+            custom: counter("custom"),
+        }
+    }
+
+    fn count(&self, event: &AstridEvent) {
+        match event {
+            AstridEvent::Ipc { .. } => self.ipc.increment(1),
+            AstridEvent::Custom { .. } => self.custom.increment(1),
+            // Lifecycle events are rare: the label lookup is fine there.
+            other => metrics::counter!(METRIC_BUS_EVENTS_PUBLISHED_TOTAL,
+                "event_kind" => other.event_type())
+            .increment(1),
+        }
+    }
 }
 
 impl Shared {
     /// Removes an index entry (called by a dropped receiver).
     pub(crate) fn unregister(&self, pattern: &str, id: EntryId) {
-        let removed = self.index.write().remove(pattern, id);
+        let removed = {
+            let mut index = self.index.write();
+            let removed = index.remove(pattern, id);
+            self.indexed.store(index.len(), Ordering::Relaxed);
+            removed
+        };
         match removed {
             Some(Target::Topic(_)) => {
                 self.topic_receivers.fetch_sub(1, Ordering::Relaxed);
@@ -365,8 +405,7 @@ impl EventBus {
             message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
         }
         let event = Arc::new(event);
-        metrics::counter!(METRIC_BUS_EVENTS_PUBLISHED_TOTAL, "event_kind" => event.event_type())
-            .increment(1);
+        self.shared.published.count(&event);
         let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
         reached += self.deliver_indexed(&event, reserved);
         self.shared.registry.dispatch(&event, self);
@@ -378,6 +417,9 @@ impl EventBus {
         let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
+        if self.shared.indexed.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
         let mut size = None;
         let targets = {
             let index = self.shared.index.read();
@@ -665,6 +707,7 @@ impl EventBus {
                 }
             }
             index.insert(&pattern, id, Target::Topic(Arc::clone(&queue)));
+            self.shared.indexed.store(index.len(), Ordering::Relaxed);
         }
         self.shared.topic_receivers.fetch_add(1, Ordering::Relaxed);
         EventReceiver::topic(
@@ -777,6 +820,7 @@ impl EventBus {
                 }
             }
             index.insert(&pattern, id, Target::Route(Arc::clone(&route)));
+            self.shared.indexed.store(index.len(), Ordering::Relaxed);
         }
         self.shared.routes.fetch_add(1, Ordering::Relaxed);
         RoutedEventReceiver::new(route, self.registration(pattern, id))

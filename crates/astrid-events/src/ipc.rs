@@ -306,6 +306,33 @@ impl IpcPayload {
             other => serde_json::to_vec(other),
         }
     }
+
+    /// The length of [`to_guest_bytes`](Self::to_guest_bytes), computed
+    /// without building the bytes (0 if they cannot be built).
+    pub fn guest_len(&self) -> usize {
+        let mut counter = ByteCounter(0);
+        let written = match self {
+            Self::Custom { data } | Self::RawJson(data) => {
+                serde_json::to_writer(&mut counter, data)
+            }
+            other => serde_json::to_writer(&mut counter, other),
+        };
+        written.map_or(0, |()| counter.0)
+    }
+}
+
+/// A writer that only counts bytes.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A value a capsule needs from the user during onboarding or elicitation.

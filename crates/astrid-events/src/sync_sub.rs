@@ -18,7 +18,7 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -81,6 +81,9 @@ type Entries = Arc<[(SubscriberId, Arc<dyn EventSubscriber>)]>;
 pub(crate) struct SubscriberRegistry {
     /// Current list; replaced whole on register/unregister.
     entries: Mutex<Entries>,
+    /// `entries.len()`, readable without the lock so an empty registry costs
+    /// `publish` one atomic load.
+    len: AtomicUsize,
     next_id: AtomicU64,
 }
 
@@ -93,6 +96,7 @@ impl SubscriberRegistry {
     pub(crate) fn new() -> Self {
         Self {
             entries: Mutex::new(Arc::from(Vec::new())),
+            len: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
         }
     }
@@ -102,6 +106,7 @@ impl SubscriberRegistry {
         let mut entries = self.entries.lock();
         let mut next: Vec<_> = entries.iter().cloned().collect();
         next.push((id, subscriber));
+        self.len.store(next.len(), Ordering::Release);
         *entries = Arc::from(next);
         id
     }
@@ -112,16 +117,20 @@ impl SubscriberRegistry {
             return false;
         }
         let next: Vec<_> = entries.iter().filter(|(e, _)| *e != id).cloned().collect();
+        self.len.store(next.len(), Ordering::Release);
         *entries = Arc::from(next);
         true
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.entries.lock().len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Runs every accepting subscriber on `event`, isolating panics.
     pub(crate) fn dispatch(&self, event: &AstridEvent, bus: &EventBus) {
+        if self.len() == 0 {
+            return;
+        }
         let snapshot: Entries = self.entries.lock().clone();
         if snapshot.is_empty() {
             return;

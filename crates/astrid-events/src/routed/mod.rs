@@ -82,7 +82,7 @@ pub fn ipc_size_of(event: &Arc<AstridEvent>) -> usize {
 pub(crate) fn accounted_size(event: &AstridEvent) -> usize {
     match event {
         AstridEvent::Ipc { message, .. } => {
-            let payload = message.payload.to_guest_bytes().map_or(0, |b| b.len());
+            let payload = message.payload.guest_len();
             payload.saturating_add(message.topic.len())
         }
         _ => NON_IPC_SIZE,
