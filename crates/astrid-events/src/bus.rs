@@ -336,6 +336,7 @@ impl EventBus {
     /// Returns how many async receivers the event was handed to: plain
     /// receivers, matching topic receivers and matching routes that queued
     /// it.
+    #[inline]
     pub fn publish(&self, event: AstridEvent) -> usize {
         self.publish_reserved(event, &[])
     }
@@ -400,14 +401,23 @@ impl EventBus {
     }
 
     /// `publish`, where `reserved` routes already hold room for the event.
+    #[inline]
     fn publish_reserved(&self, mut event: AstridEvent, reserved: &[Arc<Route>]) -> usize {
         if let AstridEvent::Ipc { message, .. } = &mut event {
             message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
         }
-        let event = Arc::new(event);
         self.shared.published.count(&event);
+        let event = Arc::new(event);
+        let indexed = matches!(event.as_ref(), AstridEvent::Ipc { .. })
+            && self.shared.indexed.load(Ordering::Relaxed) > 0;
+        if !indexed && self.shared.registry.len() == 0 {
+            // Only plain receivers can want it: hand the channel our handle.
+            return self.shared.broadcast.send(event).unwrap_or(0);
+        }
         let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
-        reached += self.deliver_indexed(&event, reserved);
+        if indexed {
+            reached += self.deliver_indexed(&event, reserved);
+        }
         self.shared.registry.dispatch(&event, self);
         reached
     }
@@ -417,9 +427,6 @@ impl EventBus {
         let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
-        if self.shared.indexed.load(Ordering::Relaxed) == 0 {
-            return 0;
-        }
         let mut size = None;
         let targets = {
             let index = self.shared.index.read();
