@@ -48,6 +48,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,23 +89,61 @@ const CLOCK_CHECK_EVERY: u32 = 256;
 ///
 /// Memory is `k` keys whatever the number of distinct keys. An update of a
 /// tracked key is one hash lookup; taking over the minimum scans the `k`
-/// counters (`k` is meant to be small, tens to hundreds).
+/// counts (`k` is meant to be small, tens to hundreds) and allocates nothing
+/// once the `k` counters are taken.
 #[derive(Debug, Clone)]
 pub struct SpaceSaving {
     k: usize,
-    /// The counters; at most `k`.
-    counters: Vec<Counter>,
-    /// Key -> position in `counters`; exactly the keys of `counters`.
-    index: HashMap<Box<str>, usize>,
+    /// Tracked keys; at most `k`. Slot `i` is `keys[i]`, `counts[i]`,
+    /// `errors[i]` (kept apart so the minimum scan reads only counts).
+    keys: Vec<String>,
+    counts: Vec<u64>,
+    errors: Vec<u64>,
+    /// Key -> slot; exactly the keys of `keys`.
+    index: HashMap<String, usize, BuildHasherDefault<FastHasher>>,
     /// Items offered since creation or the last `clear`.
     total: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Counter {
-    key: Box<str>,
-    count: u64,
-    error: u64,
+/// A fast, unkeyed hasher for the `k` tracked topics (multiply-rotate, as
+/// in rustc's `FxHasher`).
+///
+/// Unkeyed is safe here: the map never holds more than `k` keys, so even
+/// topics crafted to collide cost at most `k` comparisons per lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// One tracked key of a [`SpaceSaving`] summary.
@@ -125,44 +164,56 @@ impl SpaceSaving {
         let k = k.max(1);
         Self {
             k,
-            counters: Vec::with_capacity(k),
-            index: HashMap::with_capacity(k),
+            keys: Vec::with_capacity(k),
+            counts: Vec::with_capacity(k),
+            errors: Vec::with_capacity(k),
+            index: HashMap::with_capacity_and_hasher(k, BuildHasherDefault::default()),
             total: 0,
         }
     }
 
     /// Counts one occurrence of `key`.
     pub fn offer(&mut self, key: &str) {
+        self.offer_slot(key);
+    }
+
+    /// Counts one occurrence of `key`; returns its slot and, if the slot was
+    /// (re)assigned to `key` by this call, the count the slot started from.
+    fn offer_slot(&mut self, key: &str) -> (usize, Option<u64>) {
         self.total += 1;
         if let Some(&i) = self.index.get(key) {
-            self.counters[i].count += 1;
-            return;
+            self.counts[i] += 1;
+            return (i, None);
         }
-        if self.counters.len() < self.k {
-            self.index.insert(key.into(), self.counters.len());
-            self.counters.push(Counter {
-                key: key.into(),
-                count: 1,
-                error: 0,
-            });
-            return;
+        let slot = self.keys.len();
+        if slot < self.k {
+            self.index.insert(key.to_owned(), slot);
+            self.keys.push(key.to_owned());
+            self.counts.push(1);
+            self.errors.push(0);
+            return (slot, Some(0));
         }
-        let (slot, min) = self
-            .counters
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, c)| c.count)
-            .map_or((0, 0), |(i, c)| (i, c.count));
-        let old = std::mem::replace(
-            &mut self.counters[slot],
-            Counter {
-                key: key.into(),
-                count: min + 1,
-                error: min,
-            },
-        );
-        self.index.remove(&old.key);
-        self.index.insert(key.into(), slot);
+        let mut slot = 0;
+        let mut min = u64::MAX;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c < min {
+                (slot, min) = (i, c);
+            }
+        }
+        // Take the slot over, reusing both key buffers: no allocation in the
+        // steady state of a high-cardinality stream.
+        let mut owned = self
+            .index
+            .remove_entry(self.keys[slot].as_str())
+            .map_or_else(String::new, |(k, _)| k);
+        owned.clear();
+        owned.push_str(key);
+        self.keys[slot].clear();
+        self.keys[slot].push_str(key);
+        self.counts[slot] = min + 1;
+        self.errors[slot] = min;
+        self.index.insert(owned, slot);
+        (slot, Some(min))
     }
 
     /// Items offered so far.
@@ -172,12 +223,12 @@ impl SpaceSaving {
 
     /// Keys currently tracked (at most `k`).
     pub fn len(&self) -> usize {
-        self.counters.len()
+        self.keys.len()
     }
 
     /// Whether nothing was offered.
     pub fn is_empty(&self) -> bool {
-        self.counters.is_empty()
+        self.keys.is_empty()
     }
 
     /// The most keys tracked.
@@ -187,19 +238,17 @@ impl SpaceSaving {
 
     /// `(count, error)` of `key`, if tracked.
     pub fn estimate(&self, key: &str) -> Option<(u64, u64)> {
-        let c = &self.counters[*self.index.get(key)?];
-        Some((c.count, c.error))
+        let i = *self.index.get(key)?;
+        Some((self.counts[i], self.errors[i]))
     }
 
     /// The tracked keys, highest count first (ties by key).
     pub fn top(&self) -> Vec<TopicCount> {
-        let mut top: Vec<TopicCount> = self
-            .counters
-            .iter()
-            .map(|c| TopicCount {
-                topic: c.key.to_string(),
-                count: c.count,
-                error: c.error,
+        let mut top: Vec<TopicCount> = (0..self.keys.len())
+            .map(|i| TopicCount {
+                topic: self.keys[i].clone(),
+                count: self.counts[i],
+                error: self.errors[i],
             })
             .collect();
         top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.topic.cmp(&b.topic)));
@@ -208,7 +257,9 @@ impl SpaceSaving {
 
     /// Forgets everything.
     pub fn clear(&mut self) {
-        self.counters.clear();
+        self.keys.clear();
+        self.counts.clear();
+        self.errors.clear();
         self.index.clear();
         self.total = 0;
     }
@@ -258,11 +309,13 @@ struct Counters {
     kinds: Vec<(&'static str, u64)>,
     /// Topics since attach.
     topics: SpaceSaving,
-    /// Topics of the current rate window.
-    window: SpaceSaving,
+    /// Per slot of `topics`: its count when the current rate window began
+    /// (or when the slot was taken over, if later). `count - base` is the
+    /// slot's events in the window so far, exactly, while it keeps its key.
+    bases: Vec<u64>,
     window_start: Instant,
-    /// Topics of the last completed window and its length.
-    last_window: Option<(SpaceSaving, Duration)>,
+    /// Per-topic event counts of the last completed window, and its length.
+    last_window: Option<(Vec<(String, u64)>, Duration)>,
     /// Events since the clock was last checked.
     since_clock_check: u32,
     window_len: Duration,
@@ -280,8 +333,14 @@ impl Counters {
         }
         if let AstridEvent::Ipc { message, .. } = event {
             self.ipc_events += 1;
-            self.topics.offer(&message.topic);
-            self.window.offer(&message.topic);
+            let (slot, fresh) = self.topics.offer_slot(&message.topic);
+            if let Some(base) = fresh {
+                if slot == self.bases.len() {
+                    self.bases.push(base);
+                } else {
+                    self.bases[slot] = base;
+                }
+            }
         }
         self.since_clock_check += 1;
         if self.since_clock_check >= CLOCK_CHECK_EVERY {
@@ -294,11 +353,20 @@ impl Counters {
         self.since_clock_check = 0;
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= self.window_len {
-            let fresh = SpaceSaving::new(self.window.k());
-            let done = std::mem::replace(&mut self.window, fresh);
+            let done = self.window_counts();
+            self.bases.copy_from_slice(&self.topics.counts);
             self.last_window = Some((done, elapsed));
             self.window_start = now;
         }
+    }
+
+    /// Events per tracked topic in the current window so far.
+    fn window_counts(&self) -> Vec<(String, u64)> {
+        let t = &self.topics;
+        (0..t.keys.len())
+            .map(|i| (t.keys[i].clone(), t.counts[i] - self.bases[i]))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 
@@ -355,7 +423,7 @@ impl MonitorBuilder {
                 ipc_events: 0,
                 kinds: Vec::new(),
                 topics: SpaceSaving::new(self.top_k),
-                window: SpaceSaving::new(self.top_k),
+                bases: Vec::with_capacity(self.top_k),
                 window_start: now,
                 last_window: None,
                 since_clock_check: 0,
@@ -469,18 +537,19 @@ impl MonitorRecorder {
     ///
     /// Rates come from the last completed window; before the first window
     /// completes, from the current one so far. The lock is held only while
-    /// copying at most `3 k` topics and the named counts.
+    /// copying at most `2 k` topics and the named counts.
     pub fn snapshot(&self) -> MonitorSnapshot {
         let now = Instant::now();
         let mut c = self.shared.counters.lock();
         c.rotate(now);
-        let (window, window_len) = match &c.last_window {
-            Some((w, len)) => (w.top(), *len),
+        let (mut window, window_len) = match &c.last_window {
+            Some((w, len)) => (w.clone(), *len),
             None => (
-                c.window.top(),
+                c.window_counts(),
                 now.saturating_duration_since(c.window_start),
             ),
         };
+        window.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let secs = window_len.as_secs_f64();
         let top_topics = c.topics.top();
         let attributed: u64 = top_topics.iter().map(|t| t.count - t.error).sum();
@@ -502,15 +571,10 @@ impl MonitorRecorder {
             window_seconds: secs,
             top_topics_by_rate: window
                 .into_iter()
-                .map(|t| TopicRate {
-                    per_second: if secs > 0.0 {
-                        t.count as f64 / secs
-                    } else {
-                        0.0
-                    },
-                    topic: t.topic,
-                    count: t.count,
-                    error: t.error,
+                .map(|(topic, count)| TopicRate {
+                    per_second: if secs > 0.0 { count as f64 / secs } else { 0.0 },
+                    topic,
+                    count,
                 })
                 .collect(),
             event_kinds: kinds,
@@ -536,10 +600,10 @@ pub struct KindCount {
 pub struct TopicRate {
     /// The topic.
     pub topic: String,
-    /// Upper bound of its events in the window.
+    /// Its events in the window while it was tracked: exact for a topic
+    /// tracked the whole window, a lower bound for one that took a counter
+    /// over during the window.
     pub count: u64,
-    /// Most by which `count` may overstate them.
-    pub error: u64,
     /// `count` per second of the window.
     pub per_second: f64,
 }
@@ -571,7 +635,10 @@ pub struct MonitorSnapshot {
     pub other_topics: u64,
     /// Length of the window `top_topics_by_rate` was measured over.
     pub window_seconds: f64,
-    /// Topics by rate over the last window (at most `top_k`), highest first.
+    /// Tracked topics by rate over the last window (at most `top_k`),
+    /// highest first. Rates come from the same `top_k` counters as
+    /// `top_topics` (one summary, one update per publish), so a topic is
+    /// listed if it was tracked during the window.
     pub top_topics_by_rate: Vec<TopicRate>,
     /// Events by kind, most first.
     pub event_kinds: Vec<KindCount>,
@@ -680,8 +747,8 @@ mod tests {
             let c = monitor.recorder.shared.counters.lock();
             assert_eq!(c.topics.len(), 32);
             assert_eq!(c.topics.index.len(), 32);
-            assert!(c.topics.counters.capacity() <= 64);
-            assert!(c.window.len() <= 32);
+            assert!(c.topics.keys.capacity() <= 64 && c.topics.counts.capacity() <= 64);
+            assert!(c.bases.len() <= 32);
             assert!(c.kinds.len() == 1);
             assert!(c.evictions.counts.len() <= MAX_NAMED_ENTRIES + 1);
         }
