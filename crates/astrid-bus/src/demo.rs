@@ -296,7 +296,7 @@ impl Rng {
 }
 
 fn principal_name(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!("user-{}", i / 2)
     } else {
         format!("agent.{}", i / 2)
@@ -1181,7 +1181,7 @@ async fn registry(
             json!({"state": "healthy", "round": round}),
             live,
         );
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             let data = json!({"model": format!("model-{round}")});
             publish(&mut topics, ACTIVE_MODEL_TOPIC.into(), data, live);
         }
