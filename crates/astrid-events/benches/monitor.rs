@@ -147,18 +147,23 @@ fn bench(c: &mut Criterion) {
     let _ = drain.join();
     group.finish();
 
-    // The ratio, measured back to back and alternated to cancel drift.
+    // The ratios, measured back to back and alternated to cancel drift.
     let rounds = 200_000;
-    let (mut base, mut with) = (Duration::ZERO, Duration::ZERO);
+    let (mut base, mut noop, mut with) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..5 {
         base += mean_publish(&f, rounds);
+        let id = f.bus.register_subscriber(Arc::new(Noop));
+        noop += mean_publish(&f, rounds);
+        f.bus.unregister_subscriber(id);
         let monitor = BusMonitor::attach(&f.bus);
         with += mean_publish(&f, rounds);
         drop(monitor);
     }
     println!(
-        "monitor overhead: no_monitor {:?}/publish, sync_monitor {:?}/publish, ratio {:.3}",
+        "monitor overhead: no_monitor {:?}/publish, noop_sync_subscriber {:?} (ratio {:.3}), sync_monitor {:?} (ratio {:.3})",
         base / 5,
+        noop / 5,
+        noop.as_secs_f64() / base.as_secs_f64(),
         with / 5,
         with.as_secs_f64() / base.as_secs_f64()
     );
