@@ -382,6 +382,8 @@ pub(crate) struct Outcome {
 
 /// Receivers made at build time, before anything is published.
 struct Receivers {
+    /// Capsule label of each routed receiver, by `RouteKey::subscription_rep`.
+    labels: std::collections::HashMap<u64, String>,
     llm: RoutedEventReceiver,
     tool_host: RoutedEventReceiver,
     tool_results: Vec<RoutedEventReceiver>,
@@ -486,6 +488,25 @@ impl Demo {
             ));
         }
         let plain = vec![bus.subscribe_as("audit-log"), bus.subscribe_as("dashboard")];
+        let uuid_to_label: std::collections::HashMap<Uuid, String> = capsule_ids
+            .iter()
+            .enumerate()
+            .map(|(c, id)| (*id, capsule_label(c)))
+            .collect();
+        let labels = [&llm, &tool_host, &flood]
+            .into_iter()
+            .chain(&audit)
+            .chain(&capsules)
+            .chain(&tool_results)
+            .map(|rx| {
+                let key = rx.key();
+                let label = uuid_to_label
+                    .get(&key.capsule_uuid)
+                    .cloned()
+                    .unwrap_or_default();
+                (key.subscription_rep, label)
+            })
+            .collect();
 
         let mut flood_principals: Vec<String> = principals
             .iter()
@@ -521,6 +542,7 @@ impl Demo {
             principals,
             flood_principals,
             receivers: Receivers {
+                labels,
                 llm,
                 tool_host,
                 tool_results,
@@ -585,6 +607,7 @@ impl Demo {
         // Consumers first, so nothing waits on an unpolled receiver.
         let mut consumers: Vec<JoinHandle<()>> = Vec::new();
         let Receivers {
+            labels,
             llm,
             tool_host,
             tool_results,
@@ -593,24 +616,29 @@ impl Demo {
             flood,
             plain,
         } = receivers;
-        consumers.push(spawn_routed(
-            llm,
-            Arc::clone(&tallies.llm),
-            &ctx,
-            "capsule-0",
-        ));
+        let label = |rx: &RoutedEventReceiver| {
+            labels
+                .get(&rx.key().subscription_rep)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let l = label(&llm);
+        consumers.push(spawn_routed(llm, Arc::clone(&tallies.llm), &ctx, l));
         let owner_and_observers = tallies
             .tool_owner
             .iter()
             .chain(tallies.tool_observers.iter());
         for (rx, tally) in tool_results.into_iter().zip(owner_and_observers) {
-            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, "tool"));
+            let l = label(&rx);
+            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, l));
         }
         for (rx, tally) in capsules.into_iter().zip(tallies.capsules.iter()) {
-            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, "capsule"));
+            let l = label(&rx);
+            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, l));
         }
         for (rx, tally) in audit.into_iter().zip(tallies.audit.iter()) {
-            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, "audit"));
+            let l = label(&rx);
+            consumers.push(spawn_routed(rx, Arc::clone(tally), &ctx, l));
         }
         for (rx, tally) in plain.into_iter().zip(tallies.plain.iter()) {
             consumers.push(spawn_plain(rx, Arc::clone(tally), &ctx));
@@ -621,7 +649,9 @@ impl Demo {
             delivered: vec![0; flood_principals.len()],
             samples: Vec::new(),
         }));
+        let flood_label = label(&flood);
         consumers.push(tokio::spawn(consume_flood(
+            flood_label,
             flood,
             Arc::clone(&tallies.flood),
             Arc::clone(&ctx),
@@ -630,7 +660,9 @@ impl Demo {
         let late_outcome = Arc::new(AsyncMutex::new(None));
 
         // The tool host consumes requests and publishes results.
+        let tool_host_label = label(&tool_host);
         let tool_host_task = tokio::spawn(tool_host_loop(
+            tool_host_label,
             tool_host,
             bus.clone(),
             Arc::clone(&tallies),
@@ -790,7 +822,7 @@ fn spawn_routed(
     mut rx: RoutedEventReceiver,
     tally: Arc<Tally>,
     ctx: &Arc<Ctx>,
-    capsule: &'static str,
+    capsule: String,
 ) -> JoinHandle<()> {
     let ctx = Arc::clone(ctx);
     tokio::spawn(async move {
@@ -802,7 +834,7 @@ fn spawn_routed(
             for event in buf.drain(..) {
                 latency.record(&event);
             }
-            note_route_lag(&mut rx, &tally, &ctx, capsule);
+            note_route_lag(&mut rx, &tally, &ctx, &capsule);
             if n == 0 {
                 break;
             }
@@ -848,6 +880,7 @@ fn spawn_plain(mut rx: EventReceiver, tally: Arc<Tally>, ctx: &Arc<Ctx>) -> Join
 /// The flooded route's consumer: slow on purpose while publishers run, then
 /// drains everything.
 async fn consume_flood(
+    capsule: String,
     mut rx: RoutedEventReceiver,
     tally: Arc<Tally>,
     ctx: Arc<Ctx>,
@@ -873,7 +906,7 @@ async fn consume_flood(
         tick.tick().await;
         let n = take(rx.try_drain(FLOOD_DRAIN_BYTES), &mut delivered);
         tally.received.fetch_add(n, Ordering::Relaxed);
-        note_route_lag(&mut rx, &tally, &ctx, "flood");
+        note_route_lag(&mut rx, &tally, &ctx, &capsule);
         let now = ctx.start.elapsed();
         if now >= next_sample {
             next_sample = now + SAMPLE_EVERY;
@@ -889,7 +922,7 @@ async fn consume_flood(
         rx.recv_many(&mut buf, 256).await;
         let n = take(std::mem::take(&mut buf), &mut delivered);
         tally.received.fetch_add(n, Ordering::Relaxed);
-        note_route_lag(&mut rx, &tally, &ctx, "flood");
+        note_route_lag(&mut rx, &tally, &ctx, &capsule);
         if n == 0 {
             break;
         }
@@ -1006,6 +1039,7 @@ async fn tool_requests(
 /// Consumes tool requests and publishes each result to the tool's owner (and
 /// the observers). Ends once publishers are done and its queue is empty.
 async fn tool_host_loop(
+    capsule: String,
     mut rx: RoutedEventReceiver,
     bus: EventBus,
     t: Arc<Tallies>,
@@ -1015,7 +1049,7 @@ async fn tool_host_loop(
     let mut latency = LatencyBuf::new(&ctx);
     loop {
         let Some(request) = rx.recv(Some(Duration::from_millis(20))).await else {
-            note_route_lag(&mut rx, &t.tool_host, &ctx, "tool-host");
+            note_route_lag(&mut rx, &t.tool_host, &ctx, &capsule);
             if ctx.publishers_done.load(Ordering::Relaxed) {
                 break;
             }
@@ -1023,7 +1057,7 @@ async fn tool_host_loop(
         };
         t.tool_host.received.fetch_add(1, Ordering::Relaxed);
         latency.record(&request);
-        note_route_lag(&mut rx, &t.tool_host, &ctx, "tool-host");
+        note_route_lag(&mut rx, &t.tool_host, &ctx, &capsule);
         let AstridEvent::Ipc { message, .. } = request.as_ref() else {
             continue;
         };

@@ -217,4 +217,6 @@ fn monitor_demo_renders_tables() {
     assert!(stdout.contains("top topics by rate"));
     assert!(stdout.contains("evictions by capsule"));
     assert!(stdout.contains("llm.v1.stream."));
+    // Evictions are recorded under the capsule label of the flooded route.
+    assert!(stdout.contains("capsule-2"));
 }
