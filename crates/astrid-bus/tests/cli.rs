@@ -216,7 +216,8 @@ fn monitor_demo_renders_tables() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("top topics by rate"));
     assert!(stdout.contains("evictions by capsule"));
-    assert!(stdout.contains("llm.v1.stream."));
+    // The flooded topic is the heaviest hitter: always tracked.
+    assert!(stdout.contains("chat.v1.lobby.message"));
     // Evictions are recorded under the capsule label of the flooded route.
     assert!(stdout.contains("capsule-2"));
 }
