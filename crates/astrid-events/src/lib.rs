@@ -36,6 +36,8 @@ mod index;
 #[cfg(feature = "runtime")]
 pub mod metrics;
 #[cfg(feature = "runtime")]
+pub mod monitor;
+#[cfg(feature = "runtime")]
 mod receiver;
 #[cfg(feature = "runtime")]
 mod retain;
@@ -61,6 +63,8 @@ pub use metrics::{
     METRIC_ROUTE_ACTIVE_PRINCIPALS, METRIC_ROUTE_BUDGET_BYTES_IN_USE,
     METRIC_ROUTE_BYTE_EVICTIONS_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
 };
+#[cfg(feature = "runtime")]
+pub use monitor::{BusMonitor, MonitorRecorder, MonitorSnapshot};
 #[cfg(feature = "runtime")]
 pub use receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
 #[cfg(feature = "runtime")]
