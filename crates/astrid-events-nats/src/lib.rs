@@ -25,6 +25,8 @@
 #![deny(missing_docs)]
 
 pub mod bridge;
+pub mod durable;
+pub mod link;
 pub mod sign;
 pub mod subject;
 pub mod wire;
