@@ -724,19 +724,26 @@ impl Shared {
             bump(&c.export_errors, "export_error");
             return;
         };
-        let mut event = event.clone();
+        // Only a signed export needs its own copy (the signature is stored in
+        // the message).
+        let mut signed = None;
         let mut key_id = None;
-        if let (Some(signer), AstridEvent::Ipc { message, .. }) = (&self.signer, &mut event) {
-            match signer.sign(&self.node_id, message) {
-                Ok(k) => key_id = Some(k),
-                Err(e) => {
-                    tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
-                    bump(&c.export_errors, "export_error");
-                    return;
+        if let (Some(signer), AstridEvent::Ipc { .. }) = (&self.signer, event) {
+            let mut copy = event.clone();
+            if let AstridEvent::Ipc { message, .. } = &mut copy {
+                match signer.sign(&self.node_id, message) {
+                    Ok(k) => key_id = Some(k),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
+                        bump(&c.export_errors, "export_error");
+                        return;
+                    }
                 }
             }
+            signed = Some(copy);
         }
-        let (headers, payload) = match wire::encode(&event, &self.node_id, key_id) {
+        let event = signed.as_ref().unwrap_or(event);
+        let (headers, payload) = match wire::encode(event, &self.node_id, key_id) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
