@@ -32,9 +32,9 @@
 //! # Durable topics and loss accounting
 //!
 //! Topics matching a durable pattern go through JetStream, see the
-//! [`durable`](crate::durable) module. Core traffic is at-most-once; what it
+//! [`durable`](mod@crate::durable) module. Core traffic is at-most-once; what it
 //! loses in transit is counted by the importer in
-//! [`BridgeStats::lost_in_transit`], see the [`link`](crate::link) module.
+//! [`BridgeStats::lost_in_transit`], see the [`link`](mod@crate::link) module.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -102,7 +102,7 @@ pub struct BridgeStats {
     /// and durable exports still waiting for their publish ack.
     pub outbound_buffered_bytes: u64,
     /// Core messages the importer found missing in transit (gaps in the
-    /// exporter's per-subject sequence; see [`link`](crate::link)).
+    /// exporter's per-subject sequence; see [`link`](mod@crate::link)).
     pub lost_in_transit: u64,
     /// Durable exports the stream reported as duplicates (a re-sent copy of
     /// a message it had already stored).

@@ -48,14 +48,14 @@ pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
 pub const DEFAULT_PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Most messages one pull request asks for.
-pub(crate) const PULL_BATCH: usize = 256;
+pub const PULL_BATCH: usize = 256;
 
 /// How long one pull request waits on the server for messages; also the
 /// longest a shutdown waits for the pull in progress to finish.
-pub(crate) const PULL_EXPIRES: Duration = Duration::from_millis(500);
+pub const PULL_EXPIRES: Duration = Duration::from_millis(500);
 
 /// Most durable exports waiting for their publish ack at once.
-pub(crate) const MAX_ACKS_IN_FLIGHT: usize = 256;
+pub const MAX_ACKS_IN_FLIGHT: usize = 256;
 
 /// Durable settings of a bridge.
 #[derive(Debug, Clone)]
