@@ -28,6 +28,13 @@
 //!   publishing it locally and the exporter skips (and forgets) any event
 //!   carrying a recorded id, so an imported event is never re-exported. The
 //!   record is bounded ([`IMPORTED_IDS_CAPACITY`]).
+//!
+//! # Durable topics and loss accounting
+//!
+//! Topics matching a durable pattern go through JetStream, see the
+//! [`durable`](mod@crate::durable) module. Core traffic is at-most-once; what it
+//! loses in transit is counted by the importer in
+//! [`BridgeStats::lost_in_transit`], see the [`link`](mod@crate::link) module.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -38,14 +45,20 @@ use std::time::Duration;
 
 use astrid_events::{AstridEvent, EventBus, EventReceiver, topic_pattern_matches};
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, HeaderMap, Message};
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::{Client, ConnectOptions, HeaderMap};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use futures_util::stream::select_all;
-use tokio::sync::{Mutex as AsyncMutex, Notify};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, select_all};
+use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::durable::{self, DurableConfig};
+use crate::link::{self, LinkStamper, LinkTracker};
 use crate::sign::{NodeSigner, TrustedKeys};
 use crate::subject::{self, SubjectError};
 use crate::wire;
@@ -85,8 +98,24 @@ pub struct BridgeStats {
     pub export_lagged: u64,
     /// Messages waiting in the outbound buffer now (a gauge).
     pub outbound_buffered: u64,
-    /// Bytes waiting in the outbound buffer now (a gauge).
+    /// Bytes charged to the outbound buffer now (a gauge): waiting messages
+    /// and durable exports still waiting for their publish ack.
     pub outbound_buffered_bytes: u64,
+    /// Core messages the importer found missing in transit (gaps in the
+    /// exporter's per-subject sequence; see [`link`](mod@crate::link)).
+    pub lost_in_transit: u64,
+    /// Durable exports the stream reported as duplicates (a re-sent copy of
+    /// a message it had already stored).
+    pub durable_duplicates: u64,
+    /// Durable exports re-queued after a failed or timed-out publish ack.
+    pub durable_retries: u64,
+    /// Durable redeliveries of already imported events, not published again.
+    pub duplicates_suppressed: u64,
+    /// Durable messages whose topic matches no import pattern (acked, not
+    /// published).
+    pub ignored_not_imported: u64,
+    /// Durable import acks or pull requests that failed.
+    pub durable_errors: u64,
 }
 
 #[derive(Default)]
@@ -101,6 +130,12 @@ struct Counters {
     export_errors: AtomicU64,
     publish_errors: AtomicU64,
     export_lagged: AtomicU64,
+    lost_in_transit: AtomicU64,
+    durable_duplicates: AtomicU64,
+    durable_retries: AtomicU64,
+    duplicates_suppressed: AtomicU64,
+    ignored_not_imported: AtomicU64,
+    durable_errors: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, name: &'static str) {
@@ -124,22 +159,41 @@ impl Counters {
             export_lagged: g(&self.export_lagged),
             outbound_buffered: 0,
             outbound_buffered_bytes: 0,
+            lost_in_transit: g(&self.lost_in_transit),
+            durable_duplicates: g(&self.durable_duplicates),
+            durable_retries: g(&self.durable_retries),
+            duplicates_suppressed: g(&self.duplicates_suppressed),
+            ignored_not_imported: g(&self.ignored_not_imported),
+            durable_errors: g(&self.durable_errors),
         }
     }
 }
 
-/// Bounded record of imported event ids.
-#[derive(Default)]
+/// Bounded record of event ids; the oldest are forgotten first.
 struct ImportedIds {
     set: HashSet<Uuid>,
     order: VecDeque<Uuid>,
+    /// Most ids kept.
+    capacity: usize,
 }
 
 impl ImportedIds {
+    fn new(capacity: usize) -> Self {
+        Self {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn contains(&self, id: &Uuid) -> bool {
+        self.set.contains(id)
+    }
+
     fn insert(&mut self, id: Uuid) {
         if self.set.insert(id) {
             self.order.push_back(id);
-            while self.order.len() > IMPORTED_IDS_CAPACITY {
+            while self.order.len() > self.capacity {
                 if let Some(old) = self.order.pop_front() {
                     self.set.remove(&old);
                 }
@@ -159,33 +213,54 @@ struct Outgoing {
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
+    /// Goes through JetStream (topic matches a durable pattern).
+    durable: bool,
+    /// Bytes charged to the buffer for this message, from the push until
+    /// [`Outbound::release`].
+    size: usize,
 }
 
 struct Outbound {
+    /// Waiting messages, and the bytes charged: those of the waiting messages
+    /// plus those of popped messages not yet released (durable exports
+    /// waiting for their ack). Never more than `max_bytes`.
     queue: std::sync::Mutex<(VecDeque<Outgoing>, usize)>,
     max_bytes: usize,
     notify: Notify,
 }
 
 impl Outbound {
-    fn push(&self, msg: Outgoing) -> bool {
-        let size = msg.subject.len() + msg.payload.len() + header_size(&msg.headers);
+    fn push(&self, mut msg: Outgoing) -> bool {
+        msg.size = msg.subject.len() + msg.payload.len() + header_size(&msg.headers);
         let mut q = lock(&self.queue);
-        if q.1 + size > self.max_bytes {
+        if q.1 + msg.size > self.max_bytes {
             return false;
         }
-        q.1 += size;
+        q.1 += msg.size;
         q.0.push_back(msg);
         drop(q);
         self.notify.notify_one();
         true
     }
 
+    /// Takes the oldest message; its bytes stay charged until
+    /// [`release`](Self::release).
     fn pop(&self) -> Option<Outgoing> {
+        lock(&self.queue).0.pop_front()
+    }
+
+    /// Un-charges the bytes of a popped message that is done with.
+    fn release(&self, size: usize) {
         let mut q = lock(&self.queue);
-        let msg = q.0.pop_front()?;
-        q.1 -= msg.subject.len() + msg.payload.len() + header_size(&msg.headers);
-        Some(msg)
+        q.1 = q.1.saturating_sub(size);
+    }
+
+    /// Puts popped (still charged) messages back at the front, in order.
+    fn requeue_front(&self, msgs: Vec<Outgoing>) {
+        let mut q = lock(&self.queue);
+        for m in msgs.into_iter().rev() {
+            q.0.push_front(m);
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -224,6 +299,11 @@ pub enum StartError {
     Subscribe(async_nats::SubscribeError),
     /// The round trip confirming the subscriptions with the server failed.
     Barrier(async_nats::RequestError),
+    /// The durable stream or consumer name is not valid (see
+    /// [`durable::is_valid_name`]).
+    InvalidDurableName,
+    /// Ensuring the JetStream stream or durable consumer failed.
+    JetStream(async_nats::Error),
 }
 
 impl fmt::Display for StartError {
@@ -235,6 +315,8 @@ impl fmt::Display for StartError {
             Self::Connect(_) => f.write_str("failed to connect to NATS"),
             Self::Subscribe(_) => f.write_str("failed to subscribe to an import subject"),
             Self::Barrier(_) => f.write_str("failed to confirm the import subscriptions"),
+            Self::InvalidDurableName => f.write_str("invalid durable stream or consumer name"),
+            Self::JetStream(_) => f.write_str("failed to set up the JetStream stream or consumer"),
         }
     }
 }
@@ -247,7 +329,8 @@ impl std::error::Error for StartError {
             Self::Connect(e) => Some(e),
             Self::Subscribe(e) => Some(e),
             Self::Barrier(e) => Some(e),
-            Self::InvalidNodeId => None,
+            Self::JetStream(e) => Some(&**e),
+            Self::InvalidNodeId | Self::InvalidDurableName => None,
         }
     }
 }
@@ -291,6 +374,7 @@ pub struct BridgeBuilder {
     trusted: TrustedKeys,
     allow_unsigned: bool,
     max_outbound_bytes: usize,
+    durable: DurableConfig,
 }
 
 impl fmt::Debug for BridgeBuilder {
@@ -305,6 +389,7 @@ impl fmt::Debug for BridgeBuilder {
             .field("trusted", &self.trusted)
             .field("allow_unsigned", &self.allow_unsigned)
             .field("max_outbound_bytes", &self.max_outbound_bytes)
+            .field("durable", &self.durable)
             .finish_non_exhaustive()
     }
 }
@@ -400,10 +485,60 @@ impl BridgeBuilder {
         self
     }
 
+    /// Marks topics matching `pattern` as durable: they go through the
+    /// JetStream stream (see the [`durable`] module). A durable topic is
+    /// exported only if it also matches an export pattern, and imported only
+    /// if it also matches an import pattern.
+    pub fn durable(mut self, pattern: impl Into<String>) -> Self {
+        self.durable.patterns.push(pattern.into());
+        self
+    }
+
+    /// Name of the JetStream stream of durable topics (default
+    /// [`durable::default_stream_name`] of the prefix). All nodes sharing
+    /// durable topics must use the same name.
+    pub fn durable_stream(mut self, name: impl Into<String>) -> Self {
+        self.durable.stream = Some(name.into());
+        self
+    }
+
+    /// Name of this node's durable consumer (default
+    /// [`durable::default_consumer_name`] of the node id). A bridge started
+    /// again with the same name resumes after the last acked message.
+    pub fn durable_consumer(mut self, name: impl Into<String>) -> Self {
+        self.durable.consumer = Some(name.into());
+        self
+    }
+
+    /// How long the server waits for an import ack before redelivering
+    /// (default [`durable::DEFAULT_ACK_WAIT`]); applies when the bridge
+    /// creates the consumer.
+    pub fn durable_ack_wait(mut self, wait: Duration) -> Self {
+        self.durable.ack_wait = wait;
+        self
+    }
+
+    /// JetStream duplicate window of the stream (default
+    /// [`durable::DEFAULT_DUPLICATE_WINDOW`]); applies when the bridge
+    /// creates the stream.
+    pub fn duplicate_window(mut self, window: Duration) -> Self {
+        self.durable.duplicate_window = window;
+        self
+    }
+
+    /// How long a durable export waits for its publish ack before it is sent
+    /// again (default [`durable::DEFAULT_PUBLISH_ACK_TIMEOUT`]).
+    pub fn publish_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.durable.publish_ack_timeout = timeout;
+        self
+    }
+
     /// Connects, subscribes to the import subjects and starts the bridge.
     ///
     /// Local events published after this returns are exported; NATS messages
-    /// published after this returns are imported.
+    /// published after this returns are imported. With durable patterns, the
+    /// stream (and, when importing, the durable consumer) exists when this
+    /// returns.
     pub async fn start(self) -> Result<Bridge, StartError> {
         if !wire::is_valid_node_id(&self.node_id) {
             return Err(StartError::InvalidNodeId);
@@ -413,6 +548,21 @@ impl BridgeBuilder {
         for p in &self.import {
             import_subjects
                 .push(subject::pattern_to_subject(&self.prefix, p).map_err(StartError::Subject)?);
+        }
+        let mut durable_subjects = Vec::with_capacity(self.durable.patterns.len());
+        for p in &self.durable.patterns {
+            durable_subjects
+                .push(subject::pattern_to_subject(&self.prefix, p).map_err(StartError::Subject)?);
+        }
+        let has_durable = !durable_subjects.is_empty();
+        let stream_name = (self.durable.stream.clone())
+            .unwrap_or_else(|| durable::default_stream_name(&self.prefix));
+        let consumer_name = (self.durable.consumer.clone())
+            .unwrap_or_else(|| durable::default_consumer_name(&self.node_id));
+        if has_durable
+            && !(durable::is_valid_name(&stream_name) && durable::is_valid_name(&consumer_name))
+        {
+            return Err(StartError::InvalidDurableName);
         }
         let mut options = self.options;
         if let Some(path) = &self.credentials_file {
@@ -434,6 +584,33 @@ impl BridgeBuilder {
         }
         round_trip(&client).await.map_err(StartError::Barrier)?;
 
+        let js =
+            has_durable.then(|| durable::context(client.clone(), self.durable.publish_ack_timeout));
+        let mut consumer = None;
+        if let Some(js) = &js {
+            durable::ensure_stream(
+                js,
+                &stream_name,
+                &durable_subjects,
+                self.durable.duplicate_window,
+            )
+            .await
+            .map_err(StartError::JetStream)?;
+            if !self.import.is_empty() {
+                consumer = Some(
+                    durable::ensure_consumer(
+                        js,
+                        &stream_name,
+                        &consumer_name,
+                        self.durable.ack_wait,
+                    )
+                    .await
+                    .map_err(StartError::JetStream)?,
+                );
+            }
+        }
+
+        let (stop_import, stop_import_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             bus: self.bus.clone(),
             node_id: self.node_id,
@@ -444,8 +621,12 @@ impl BridgeBuilder {
             signer: self.signer,
             trusted: self.trusted,
             allow_unsigned: self.allow_unsigned,
+            durable: self.durable.patterns,
+            durable_import: consumer.is_some(),
             counters: Counters::default(),
-            imported_ids: std::sync::Mutex::new(ImportedIds::default()),
+            imported_ids: std::sync::Mutex::new(ImportedIds::new(IMPORTED_IDS_CAPACITY)),
+            durable_seen: std::sync::Mutex::new(ImportedIds::new(durable::DURABLE_SEEN_CAPACITY)),
+            links: std::sync::Mutex::new(LinkTracker::default()),
             outbound: Outbound {
                 queue: std::sync::Mutex::new((VecDeque::new(), 0)),
                 max_bytes: self.max_outbound_bytes,
@@ -457,21 +638,31 @@ impl BridgeBuilder {
 
         let receiver = self.bus.subscribe_as("astrid-events-nats");
         let exporter = tokio::spawn(export_loop(Arc::clone(&shared), receiver));
-        let sender = tokio::spawn(send_loop(Arc::clone(&shared), client.clone()));
+        let sender = tokio::spawn(send_loop(Arc::clone(&shared), client.clone(), js));
         let s2 = Arc::clone(&shared);
         let importer = tokio::spawn(async move {
             let mut merged = select_all(subs);
             while let Some(msg) = merged.next().await {
-                s2.import(msg);
+                s2.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
             }
+        });
+        let durable_importer = consumer.map(|c| {
+            tokio::spawn(durable_import_loop(
+                Arc::clone(&shared),
+                client.clone(),
+                c,
+                stop_import_rx,
+            ))
         });
         Ok(Bridge {
             shared,
             client,
+            stop_import,
             tasks: AsyncMutex::new(Some(Tasks {
                 exporter,
                 sender,
                 importer,
+                durable_importer,
             })),
         })
     }
@@ -487,8 +678,17 @@ struct Shared {
     signer: Option<NodeSigner>,
     trusted: TrustedKeys,
     allow_unsigned: bool,
+    /// Durable topic patterns.
+    durable: Vec<String>,
+    /// Whether durable topics are imported through the consumer (and so
+    /// skipped by the core subscriptions).
+    durable_import: bool,
     counters: Counters,
     imported_ids: std::sync::Mutex<ImportedIds>,
+    /// Event ids imported through the durable consumer (redelivery filter).
+    durable_seen: std::sync::Mutex<ImportedIds>,
+    /// Per (origin, subject) sequence of core imports.
+    links: std::sync::Mutex<LinkTracker>,
     outbound: Outbound,
     stopping: AtomicBool,
     stop: Notify,
@@ -498,6 +698,7 @@ impl Shared {
     /// Decides and encodes one local event for export.
     fn export(&self, event: &AstridEvent) {
         let c = &self.counters;
+        let mut durable = false;
         let subject = match event {
             AstridEvent::Ipc { message, .. } => {
                 if !self
@@ -511,6 +712,7 @@ impl Shared {
                     bump(&c.echo_suppressed, "echo_suppressed");
                     return;
                 }
+                durable = self.is_durable(&message.topic);
                 subject::topic_to_subject(&self.prefix, &message.topic)
             }
             other if self.export_lifecycle => {
@@ -522,19 +724,26 @@ impl Shared {
             bump(&c.export_errors, "export_error");
             return;
         };
-        let mut event = event.clone();
+        // Only a signed export needs its own copy (the signature is stored in
+        // the message).
+        let mut signed = None;
         let mut key_id = None;
-        if let (Some(signer), AstridEvent::Ipc { message, .. }) = (&self.signer, &mut event) {
-            match signer.sign(&self.node_id, message) {
-                Ok(k) => key_id = Some(k),
-                Err(e) => {
-                    tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
-                    bump(&c.export_errors, "export_error");
-                    return;
+        if let (Some(signer), AstridEvent::Ipc { .. }) = (&self.signer, event) {
+            let mut copy = event.clone();
+            if let AstridEvent::Ipc { message, .. } = &mut copy {
+                match signer.sign(&self.node_id, message) {
+                    Ok(k) => key_id = Some(k),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
+                        bump(&c.export_errors, "export_error");
+                        return;
+                    }
                 }
             }
+            signed = Some(copy);
         }
-        let (headers, payload) = match wire::encode(&event, &self.node_id, key_id) {
+        let event = signed.as_ref().unwrap_or(event);
+        let (headers, payload) = match wire::encode(event, &self.node_id, key_id) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
@@ -546,23 +755,46 @@ impl Shared {
             subject,
             headers,
             payload,
+            durable,
+            size: 0,
         }) {
             bump(&c.dropped_buffer_full, "dropped_buffer_full");
         }
     }
 
+    fn is_durable(&self, topic: &str) -> bool {
+        self.durable.iter().any(|p| topic_pattern_matches(p, topic))
+    }
+
     /// Checks one NATS message and publishes it into the local bus.
-    fn import(&self, msg: Message) {
+    fn import(&self, subject: &str, headers: Option<&HeaderMap>, payload: &[u8], path: Path) {
         let c = &self.counters;
-        if subject::is_lifecycle_subject(&self.prefix, &msg.subject) {
+        if path == Path::Core
+            && let Some(h) = headers
+            && let (Some(origin), Some(seq)) =
+                (h.get(wire::headers::ORIGIN_NODE), h.get(link::LINK))
+        {
+            let lost = lock(&self.links).observe(origin.as_str(), subject, seq.as_str());
+            if lost > 0 {
+                c.lost_in_transit.fetch_add(lost, Ordering::Relaxed);
+                metrics::counter!("astrid_nats_bridge_events_total", "outcome" => "lost_in_transit")
+                    .increment(lost);
+            }
+        }
+        if subject::is_lifecycle_subject(&self.prefix, subject) {
             bump(&c.ignored_non_ipc, "ignored_non_ipc");
             return;
         }
-        let Ok(topic) = subject::subject_to_topic(&self.prefix, &msg.subject) else {
+        let Ok(topic) = subject::subject_to_topic(&self.prefix, subject) else {
             bump(&c.rejected_malformed, "rejected_malformed");
             return;
         };
-        let decoded = match wire::decode(msg.headers.as_ref(), &msg.payload) {
+        // Durable topics arrive through the consumer; the core subscription
+        // sees the same messages and leaves them to it.
+        if path == Path::Core && self.durable_import && self.is_durable(&topic) {
+            return;
+        }
+        let decoded = match wire::decode(headers, payload) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: malformed import");
@@ -578,8 +810,16 @@ impl Shared {
             bump(&c.ignored_non_ipc, "ignored_non_ipc");
             return;
         };
-        if message.topic != topic || !self.import.iter().any(|p| topic_pattern_matches(p, &topic)) {
+        if message.topic != topic {
             bump(&c.rejected_malformed, "rejected_malformed");
+            return;
+        }
+        if !self.import.iter().any(|p| topic_pattern_matches(p, &topic)) {
+            if path == Path::Durable {
+                bump(&c.ignored_not_imported, "ignored_not_imported");
+            } else {
+                bump(&c.rejected_malformed, "rejected_malformed");
+            }
             return;
         }
         let must_verify = message.signature.is_some() || !self.allow_unsigned;
@@ -595,12 +835,31 @@ impl Shared {
             bump(&c.rejected_signature, "rejected_signature");
             return;
         }
+        let id = decoded.event.metadata().event_id;
+        if path == Path::Durable {
+            let mut seen = lock(&self.durable_seen);
+            if seen.contains(&id) {
+                drop(seen);
+                bump(&c.duplicates_suppressed, "duplicate_suppressed");
+                return;
+            }
+            seen.insert(id);
+        }
         // Record before publishing so the exporter recognises the echo.
-        lock(&self.imported_ids).insert(decoded.event.metadata().event_id);
+        lock(&self.imported_ids).insert(id);
         // Counted first, so a receiver that got the event sees it counted.
         bump(&c.imported, "imported");
         self.bus.publish(decoded.event);
     }
+}
+
+/// Which way an imported message came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// A core NATS subscription.
+    Core,
+    /// The durable JetStream consumer.
+    Durable,
 }
 
 /// Waits until the server has processed everything this connection sent
@@ -642,35 +901,194 @@ async fn export_loop(shared: Arc<Shared>, mut rx: EventReceiver) {
     }
 }
 
-async fn send_loop(shared: Arc<Shared>, client: Client) {
+type AckResult = (
+    Outgoing,
+    Result<PublishAck, async_nats::jetstream::context::PublishError>,
+);
+
+/// Hands buffered exports to NATS while connected: core messages with a
+/// [`link::LINK`] sequence, durable ones through JetStream with up to
+/// [`durable::MAX_ACKS_IN_FLIGHT`] acks awaited at once. A durable message
+/// whose ack fails goes back to the front of the buffer (after the acks in
+/// flight were collected, so order is kept among the failed ones).
+async fn send_loop(
+    shared: Arc<Shared>,
+    client: Client,
+    js: Option<async_nats::jetstream::Context>,
+) {
+    let c = &shared.counters;
+    let mut stamper = LinkStamper::new();
+    let mut in_flight: FuturesOrdered<BoxFuture<'static, AckResult>> = FuturesOrdered::new();
+    let mut failed: Vec<Outgoing> = Vec::new();
     loop {
-        if client.connection_state() != State::Connected {
-            if shared.stopping.load(Ordering::Acquire) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let stopping = shared.stopping.load(Ordering::Acquire);
+        if in_flight.is_empty() && !failed.is_empty() {
+            shared.outbound.requeue_front(std::mem::take(&mut failed));
+            bump(&c.durable_retries, "durable_retry");
+            // A bounded pause before the retry, so a refusing server is not
+            // hammered.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let Some(msg) = shared.outbound.pop() else {
-            if shared.stopping.load(Ordering::Acquire) && shared.outbound.is_empty() {
-                return;
-            }
-            // Re-checked at least every 100 ms so a stop is never missed.
-            let _ = tokio::time::timeout(
-                Duration::from_millis(100),
-                shared.outbound.notify.notified(),
-            )
-            .await;
-            continue;
-        };
-        match client
-            .publish_with_headers(msg.subject, msg.headers, msg.payload)
-            .await
+        let connected = client.connection_state() == State::Connected;
+        if connected
+            && failed.is_empty()
+            && in_flight.len() < durable::MAX_ACKS_IN_FLIGHT
+            && let Some(mut msg) = shared.outbound.pop()
         {
-            Ok(()) => bump(&shared.counters.exported, "exported"),
+            match (&js, msg.durable) {
+                (Some(js), true) => match send_durable(js, &msg).await {
+                    Ok(ack) => in_flight.push_back(Box::pin(async move { (msg, ack.await) })),
+                    Err(kind) if kind == PublishErrorKind::MaxPayloadExceeded || stopping => {
+                        shared.outbound.release(msg.size);
+                        bump(&c.publish_errors, "publish_error");
+                    }
+                    Err(_) => failed.push(msg),
+                },
+                _ => {
+                    let seq = stamper.stamp(&msg.subject);
+                    msg.headers.insert(link::LINK, seq.as_str());
+                    let size = msg.size;
+                    let subject = async_nats::Subject::from(msg.subject);
+                    match client
+                        .publish_with_headers(subject.clone(), msg.headers, msg.payload)
+                        .await
+                    {
+                        Ok(()) => bump(&c.exported, "exported"),
+                        Err(e) => {
+                            stamper.unstamp(&subject);
+                            tracing::warn!(error = %e, "astrid-events-nats: publish failed");
+                            bump(&c.publish_errors, "publish_error");
+                        }
+                    }
+                    shared.outbound.release(size);
+                }
+            }
+            continue;
+        }
+        if stopping && in_flight.is_empty() && (!connected || shared.outbound.is_empty()) {
+            // What could not be sent stays in the buffer (and in
+            // `outbound_buffered`).
+            if !failed.is_empty() {
+                shared.outbound.requeue_front(std::mem::take(&mut failed));
+            }
+            return;
+        }
+        // Re-checked at least every 20 ms while disconnected and every
+        // 100 ms otherwise, so a reconnect or stop is never missed.
+        let tick = if connected { 100 } else { 20 };
+        tokio::select! {
+            Some((msg, res)) = in_flight.next(), if !in_flight.is_empty() => match res {
+                Ok(ack) => {
+                    shared.outbound.release(msg.size);
+                    if ack.duplicate {
+                        bump(&c.durable_duplicates, "durable_duplicate");
+                    }
+                    bump(&c.exported, "exported");
+                }
+                Err(e) if stopping => {
+                    tracing::warn!(error = %e, "astrid-events-nats: durable publish failed at shutdown");
+                    shared.outbound.release(msg.size);
+                    bump(&c.publish_errors, "publish_error");
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "astrid-events-nats: durable publish ack failed, will retry");
+                    failed.push(msg);
+                }
+            },
+            _ = tokio::time::timeout(
+                Duration::from_millis(tick),
+                shared.outbound.notify.notified(),
+            ) => {}
+        }
+    }
+}
+
+/// Sends one durable export; the error kind when it could not be sent.
+async fn send_durable(
+    js: &async_nats::jetstream::Context,
+    msg: &Outgoing,
+) -> Result<PublishAckFuture, PublishErrorKind> {
+    // `Nats-Msg-Id` (the event id) is already among the wire headers, which
+    // is what the stream de-duplicates on.
+    js.publish_with_headers(
+        msg.subject.clone(),
+        msg.headers.clone(),
+        msg.payload.clone(),
+    )
+    .await
+    .map_err(|e| {
+        tracing::debug!(error = %e, "astrid-events-nats: durable publish failed");
+        e.kind()
+    })
+}
+
+/// Pulls the durable consumer in batches and imports each message, acking it
+/// after it was published into the bus (or rejected). On stop, finishes the
+/// pull in progress (at most [`durable::PULL_EXPIRES`]) so no delivered
+/// message is left unacked.
+async fn durable_import_loop(
+    shared: Arc<Shared>,
+    client: Client,
+    consumer: PullConsumer,
+    mut stop: watch::Receiver<bool>,
+) {
+    let c = &shared.counters;
+    let mut backoff = Duration::from_millis(20);
+    while !*stop.borrow() {
+        if client.connection_state() != State::Connected {
+            let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
+            continue;
+        }
+        let batch = consumer
+            .batch()
+            .max_messages(durable::PULL_BATCH)
+            .expires(durable::PULL_EXPIRES)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(b) => b,
             Err(e) => {
-                tracing::warn!(error = %e, "astrid-events-nats: publish failed");
-                bump(&shared.counters.publish_errors, "publish_error");
+                tracing::debug!(error = %e, "astrid-events-nats: durable pull failed");
+                bump(&c.durable_errors, "durable_error");
+                let _ = tokio::time::timeout(backoff, stop.changed()).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        let mut check = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            let next = tokio::select! {
+                next = batch.next() => next,
+                // A dead connection takes the pull request with it: start a
+                // new one after the reconnect instead of waiting out this one.
+                _ = check.tick() => {
+                    if client.connection_state() == State::Connected {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            match next {
+                None => break,
+                Some(Ok(msg)) => {
+                    shared.import(
+                        &msg.subject,
+                        msg.headers.as_ref(),
+                        &msg.payload,
+                        Path::Durable,
+                    );
+                    if let Err(e) = msg.ack().await {
+                        tracing::debug!(error = %e, "astrid-events-nats: durable ack failed");
+                        bump(&c.durable_errors, "durable_error");
+                    }
+                    backoff = Duration::from_millis(20);
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "astrid-events-nats: durable pull ended");
+                    bump(&c.durable_errors, "durable_error");
+                    break;
+                }
             }
         }
     }
@@ -680,12 +1098,15 @@ struct Tasks {
     exporter: JoinHandle<()>,
     sender: JoinHandle<()>,
     importer: JoinHandle<()>,
+    durable_importer: Option<JoinHandle<()>>,
 }
 
 /// A running bridge. Create with [`Bridge::builder`].
 pub struct Bridge {
     shared: Arc<Shared>,
     client: Client,
+    /// Tells the durable importer to finish its pull and stop.
+    stop_import: watch::Sender<bool>,
     tasks: AsyncMutex<Option<Tasks>>,
 }
 
@@ -716,6 +1137,7 @@ impl Bridge {
             trusted: TrustedKeys::new(),
             allow_unsigned: false,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+            durable: DurableConfig::default(),
         }
     }
 
@@ -739,13 +1161,23 @@ impl Bridge {
     }
 
     /// Stops importing, exports the local events already published, hands the
-    /// buffered exports to NATS (while connected) and flushes.
+    /// buffered exports to NATS (while connected; durable ones until acked)
+    /// and flushes.
+    ///
+    /// The durable importer first finishes the pull in progress (at most
+    /// [`durable::PULL_EXPIRES`]), publishing and acking what it delivers, so
+    /// a bridge started later with the same consumer name resumes exactly
+    /// after it.
     pub async fn shutdown(&self) -> Result<(), ShutdownError> {
         let Some(tasks) = self.tasks.lock().await.take() else {
             return Ok(());
         };
         tasks.importer.abort();
         let _ = tasks.importer.await;
+        let _ = self.stop_import.send(true);
+        if let Some(d) = tasks.durable_importer {
+            let _ = d.await;
+        }
         self.shared.stop.notify_one();
         let _ = tasks.exporter.await;
         self.shared.stopping.store(true, Ordering::Release);
@@ -763,6 +1195,9 @@ impl Drop for Bridge {
             tasks.importer.abort();
             tasks.exporter.abort();
             tasks.sender.abort();
+            if let Some(d) = tasks.durable_importer {
+                d.abort();
+            }
         }
     }
 }

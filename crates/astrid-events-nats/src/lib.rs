@@ -14,6 +14,10 @@
 //! - [`wire`]: the message format, the event's 0.8.0 JSON byte for byte plus
 //!   the `Astrid-Origin-Node`, `Astrid-Principal`, `Astrid-Origin-Seq`,
 //!   `Nats-Msg-Id` (the event id) and `Astrid-Key-Id` headers;
+//! - [`durable`]: durable topics through a JetStream stream and a durable
+//!   pull consumer (acked publishes, de-duplication by event id);
+//! - [`link`]: per-subject sequence numbers on core messages, so what core
+//!   NATS loses in transit is counted by the importer;
 //! - [`sign`]: ed25519 signatures over a length-prefixed canonical form of
 //!   (origin node, topic, principal, payload JSON, origin seq), stored in
 //!   `IpcMessage.signature`, with the signer's public key (hex) as key id.
@@ -25,6 +29,8 @@
 #![deny(missing_docs)]
 
 pub mod bridge;
+pub mod durable;
+pub mod link;
 pub mod sign;
 pub mod subject;
 pub mod wire;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod events;
+
 /// How long a server gets to start accepting connections.
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 

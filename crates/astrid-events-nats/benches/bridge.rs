@@ -1,0 +1,316 @@
+//! Bridge vs bare `async-nats`, through one local nats-server, in one run.
+//!
+//! * Throughput: bus A exports small IPC events to bus B (a receiver there
+//!   counts them) vs a bare publisher sending the same encoded bytes and
+//!   headers to a bare subscriber. Both are closed-loop with the same window
+//!   of messages in flight, so neither side overruns a buffer.
+//! * Latency: a ping exported by A, imported by B, answered by a task on B
+//!   with a pong that B exports and A imports (two bridge hops each way) vs a
+//!   bare NATS request to a bare responder. Sequential round trips, recorded
+//!   in an HDR histogram.
+//!
+//! Run: `cargo bench -p astrid-events-nats --bench bridge`. Starts its own
+//! `nats-server` (`$NATS_SERVER_BIN` or on `PATH`) on a free loopback port,
+//! and skips with a message when there is none.
+#![allow(missing_docs)]
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use astrid_events::{AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload};
+use astrid_events_nats::{Bridge, NodeSigner, TrustedKeys, wire};
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+/// Events per throughput run.
+const MESSAGES: u64 = 50_000;
+/// Messages in flight (sent, not yet received) at most.
+const WINDOW: usize = 512;
+/// Round trips per latency run (after `WARMUP`).
+const ROUND_TRIPS: u64 = 3_000;
+const WARMUP: u64 = 300;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server() -> Option<(Server, String)> {
+    let bin = std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into());
+    let port = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new(&bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(c) => Server(c),
+        Err(e) => {
+            eprintln!(
+                "bridge bench skipped: cannot run {bin:?} ({e}); install it with .ci/install-nats"
+            );
+            return None;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some((child, format!("nats://127.0.0.1:{port}")))
+}
+
+fn event(topic: &str, i: u64) -> AstridEvent {
+    let mut message = IpcMessage::new(
+        topic,
+        IpcPayload::Custom {
+            data: serde_json::json!({ "i": i, "tool": "fs.read", "ok": true }),
+        },
+        Uuid::nil(),
+    );
+    message.principal = Some("alice".into());
+    AstridEvent::Ipc {
+        metadata: EventMetadata::new("bench"),
+        message,
+    }
+}
+
+/// Flow control: a permit per message in flight, given back on receipt.
+fn window() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(WINDOW))
+}
+
+/// Waits until fewer than `WINDOW` messages are in flight.
+async fn wait_window(window: &Semaphore) {
+    window.acquire().await.unwrap().forget();
+}
+
+async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let key = NodeSigner::from_secret_bytes(&[7; 32]);
+    let mut trusted = TrustedKeys::new();
+    trusted.trust(key.verifying_key());
+    let mut rx = bus_b.subscribe_topic("bench.*");
+    let mut b = Bridge::builder(&bus_b, url)
+        .node_id("b")
+        .import("bench.*")
+        .trusted_keys(trusted);
+    let mut a = Bridge::builder(&bus_a, url).node_id("a").export("bench.*");
+    if signed {
+        a = a.signer(key);
+    } else {
+        b = b.allow_unsigned(true);
+    }
+    let (a, b) = (a.start().await.unwrap(), b.start().await.unwrap());
+    let win = window();
+    let w = Arc::clone(&win);
+    let counter = tokio::spawn(async move {
+        let (mut n, mut lag) = (0, 0);
+        while n < MESSAGES {
+            let Some(_) = rx.recv().await else { break };
+            n += 1;
+            w.add_permits(1);
+            lag += rx.drain_lagged();
+        }
+        lag
+    });
+    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
+    let start = Instant::now();
+    for ev in events {
+        wait_window(&win).await;
+        bus_a.publish(ev);
+    }
+    let lag = counter.await.unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let (sa, sb) = (a.stats(), b.stats());
+    let lost = lag + sa.export_lagged + sa.dropped_buffer_full + sb.lost_in_transit;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    (MESSAGES as f64 / secs, lost)
+}
+
+async fn bare_throughput(url: &str) -> f64 {
+    let publisher = async_nats::connect(url).await.unwrap();
+    let subscriber = async_nats::connect(url).await.unwrap();
+    let mut sub = subscriber.subscribe("bare.bench").await.unwrap();
+    astrid_events_nats::bridge::round_trip(&subscriber)
+        .await
+        .unwrap();
+    // The same bytes the bridge sends: the wire encoding of the same event.
+    let (headers, payload) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
+    let win = window();
+    let w = Arc::clone(&win);
+    let counter = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            if sub.next().await.is_none() {
+                break;
+            }
+            w.add_permits(1);
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..MESSAGES {
+        wait_window(&win).await;
+        publisher
+            .publish_with_headers("bare.bench", headers.clone(), payload.clone())
+            .await
+            .unwrap();
+    }
+    counter.await.unwrap();
+    MESSAGES as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn bridge_latency(url: &str) -> Histogram<u64> {
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let a = Bridge::builder(&bus_a, url)
+        .node_id("a")
+        .export("ping.*")
+        .import("pong.*")
+        .allow_unsigned(true)
+        .start()
+        .await
+        .unwrap();
+    let b = Bridge::builder(&bus_b, url)
+        .node_id("b")
+        .export("pong.*")
+        .import("ping.*")
+        .allow_unsigned(true)
+        .start()
+        .await
+        .unwrap();
+    let mut pings = bus_b.subscribe_topic("ping.*");
+    let responder_bus = bus_b.clone();
+    let responder = tokio::spawn(async move {
+        while let Some(ev) = pings.recv().await {
+            let AstridEvent::Ipc { message, .. } = &*ev else {
+                continue;
+            };
+            let IpcPayload::Custom { data } = &message.payload else {
+                continue;
+            };
+            let i = data["i"].as_u64().unwrap_or(0);
+            responder_bus.publish(event("pong.t", i));
+        }
+    });
+    let mut pongs = bus_a.subscribe_topic("pong.*");
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    for i in 0..WARMUP + ROUND_TRIPS {
+        let t = Instant::now();
+        bus_a.publish(event("ping.t", i));
+        tokio::time::timeout(Duration::from_secs(5), pongs.recv())
+            .await
+            .expect("pong within 5 s")
+            .unwrap();
+        if i >= WARMUP {
+            hist.record(t.elapsed().as_micros() as u64).unwrap();
+        }
+    }
+    responder.abort();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    hist
+}
+
+async fn bare_latency(url: &str) -> Histogram<u64> {
+    let requester = async_nats::connect(url).await.unwrap();
+    let responder = async_nats::connect(url).await.unwrap();
+    let mut sub = responder.subscribe("bare.req").await.unwrap();
+    astrid_events_nats::bridge::round_trip(&responder)
+        .await
+        .unwrap();
+    let (headers, payload) = wire::encode(&event("ping.t", 0), "a", None).unwrap();
+    let (rh, rp) = (headers.clone(), payload.clone());
+    let task = tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            if let Some(reply) = m.reply {
+                let _ = responder
+                    .publish_with_headers(reply, rh.clone(), rp.clone())
+                    .await;
+            }
+        }
+    });
+    let mut hist = Histogram::<u64>::new(3).unwrap();
+    for i in 0..WARMUP + ROUND_TRIPS {
+        let t = Instant::now();
+        requester
+            .request_with_headers("bare.req", headers.clone(), payload.clone())
+            .await
+            .unwrap();
+        if i >= WARMUP {
+            hist.record(t.elapsed().as_micros() as u64).unwrap();
+        }
+    }
+    task.abort();
+    hist
+}
+
+fn main() {
+    let Some((_server, url)) = start_server() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (event_bytes, header_bytes) = {
+            let (h, p) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
+            (p.len(), format!("{h:?}").len())
+        };
+        println!(
+            "astrid-events-nats bridge bench: {MESSAGES} events of {event_bytes} B JSON \
+             (+~{header_bytes} B headers), window {WINDOW}, {ROUND_TRIPS} round trips"
+        );
+        let bare = bare_throughput(&url).await;
+        let (unsigned, lost_u) = bridge_throughput(&url, false).await;
+        let (signed, lost_s) = bridge_throughput(&url, true).await;
+        println!();
+        println!("| throughput                      | msg/s      | vs bare |");
+        println!("|---------------------------------|-----------:|--------:|");
+        println!("| bare async-nats pub -> sub      | {bare:>10.0} |  100 %  |");
+        println!(
+            "| bridge, unsigned (lost {lost_u:>3})     | {unsigned:>10.0} | {:>5.1} % |",
+            100.0 * unsigned / bare
+        );
+        println!(
+            "| bridge, ed25519 signed (lost {lost_s:>3}) | {signed:>10.0} | {:>5.1} % |",
+            100.0 * signed / bare
+        );
+        let bare_l = bare_latency(&url).await;
+        let bridge_l = bridge_latency(&url).await;
+        println!();
+        println!("| round trip (µs)                 |   p50 |   p99 | p99.9 |   max |");
+        println!("|---------------------------------|------:|------:|------:|------:|");
+        for (name, h) in [
+            ("bare NATS request/reply", &bare_l),
+            ("bridge ping -> pong (unsigned)", &bridge_l),
+        ] {
+            println!(
+                "| {name:<31} | {:>5} | {:>5} | {:>5} | {:>5} |",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            );
+        }
+        println!(
+            "\np99 ratio bridge / bare: {:.2}x",
+            bridge_l.value_at_quantile(0.99) as f64 / bare_l.value_at_quantile(0.99).max(1) as f64
+        );
+    });
+}
