@@ -6,7 +6,13 @@
 //!   calls, scoped audit feeds, lifecycle events, a late joiner and a runaway
 //!   principal), then a report that accounts for every event.
 //! - `astrid-bus monitor --demo`: the same load, watched live through
-//!   `BusMonitor`.
+//!   `BusMonitor`; `monitor --nats URL`: the IPC traffic of a NATS server,
+//!   imported through the `astrid-events-nats` bridge, watched the same way.
+//! - `astrid-bus pub --nats URL TOPIC JSON`: publishes one IPC event to NATS;
+//!   `astrid-bus sub --nats URL PATTERN`: prints the IPC events received
+//!   from NATS as JSON lines; `astrid-bus keygen FILE`: an ed25519 key pair
+//!   for signing (`pub --sign-key`) and trusting (`sub --trust`). See
+//!   `nats_cmd` for readiness, exit codes and the signature policy.
 //!
 //! Errors are flattened into one line on stderr and a non-zero exit; only
 //! this binary does that (the library keeps typed errors).
@@ -14,7 +20,9 @@
 #![deny(missing_docs)]
 
 mod demo;
+mod keyfile;
 mod monitor_cmd;
+mod nats_cmd;
 mod plot;
 mod report;
 
@@ -45,6 +53,16 @@ enum Command {
     Demo(DemoArgs),
     /// Show a live table of the busiest topics, lag and evictions.
     Monitor(MonitorArgs),
+    /// Publish one IPC event to NATS, then exit.
+    Pub(nats_cmd::PubArgs),
+    /// Print IPC events received from NATS, one JSON line each (0.8.0
+    /// format). Prints `subscribed PATTERN` on stderr once subscribed.
+    /// Exits 0 after --count events; at --timeout-ms exits 0 without
+    /// --count, fails (exit 2) with it.
+    Sub(nats_cmd::SubArgs),
+    /// Create an ed25519 key pair: FILE (secret, for pub --sign-key) and
+    /// FILE.pub (for sub --trust); prints the public key.
+    Keygen(nats_cmd::KeygenArgs),
 }
 
 /// Options of `astrid-bus demo`.
@@ -74,10 +92,17 @@ pub(crate) struct DemoArgs {
 #[derive(Debug, Args)]
 pub(crate) struct MonitorArgs {
     /// Monitor a demo bus running in this process.
-    // A `--nats URL` source joins this as a second, mutually exclusive source
-    // (see `monitor_cmd::Source`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "nats")]
     pub(crate) demo: bool,
+    /// Monitor the IPC traffic of this NATS server (see --pattern).
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+    /// With --nats: topic patterns to import; repeatable (default: every
+    /// topic).
+    #[arg(long, value_name = "P", requires = "nats")]
+    pub(crate) pattern: Vec<String>,
+    #[command(flatten)]
+    pub(crate) import: nats_cmd::ImportArgs,
     /// How long to run, in seconds.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub(crate) seconds: u64,
@@ -99,6 +124,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => run_demo(args).await,
             Command::Monitor(args) => monitor_cmd::run(args).await,
+            Command::Pub(args) => nats_cmd::publish(args).await,
+            Command::Sub(args) => nats_cmd::subscribe(args).await,
+            Command::Keygen(args) => nats_cmd::keygen(&args),
         }
     });
     // Tasks still parked on a closed bus must not hold the process.

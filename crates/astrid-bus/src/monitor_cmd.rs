@@ -1,22 +1,31 @@
 //! `astrid-bus monitor`: a live table of a `BusMonitor` snapshot.
+//!
+//! The monitored bus is either an in-process demo bus (`--demo`) or a local
+//! bus fed by a NATS bridge importing remote IPC traffic (`--nats URL`).
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use astrid_events::EventBus;
 use astrid_events::monitor::{BusMonitor, MonitorSnapshot};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
 use crate::MonitorArgs;
 use crate::demo::{Demo, DemoConfig};
+use crate::nats_cmd;
+
+/// Import patterns that together match every topic: `*` the one-segment
+/// topics, `*.*` (a trailing wildcard) every topic of two or more segments.
+const EVERY_TOPIC: [&str; 2] = ["*", "*.*"];
 
 /// Where the monitored events come from.
 enum Source {
     /// A demo bus in this process.
     Demo,
-    // A `Nats { url }` source goes here: it would feed a local bus from the
-    // bridge and monitor that bus the same way.
+    /// A local bus fed by a bridge importing `patterns` from NATS at `url`.
+    Nats { url: String, patterns: Vec<String> },
 }
 
 impl Source {
@@ -24,7 +33,21 @@ impl Source {
         if args.demo {
             return Ok(Source::Demo);
         }
-        bail!("nothing to monitor: pass --demo to monitor an in-process demo bus")
+        if let Some(url) = &args.nats {
+            let patterns = if args.pattern.is_empty() {
+                EVERY_TOPIC.iter().map(|p| (*p).to_owned()).collect()
+            } else {
+                args.pattern.clone()
+            };
+            return Ok(Source::Nats {
+                url: url.clone(),
+                patterns,
+            });
+        }
+        bail!(
+            "nothing to monitor: pass --demo to monitor an in-process demo bus \
+             or --nats URL to monitor a NATS server"
+        )
     }
 }
 
@@ -35,7 +58,52 @@ pub(crate) async fn run(args: MonitorArgs) -> anyhow::Result<ExitCode> {
     }
     match source {
         Source::Demo => monitor_demo(&args).await,
+        Source::Nats { url, patterns } => monitor_nats(&args, &url, &patterns).await,
     }
+}
+
+async fn monitor_nats(
+    args: &MonitorArgs,
+    url: &str,
+    patterns: &[String],
+) -> anyhow::Result<ExitCode> {
+    let bus = EventBus::new();
+    let monitor = BusMonitor::attach(&bus);
+    let bridge = nats_cmd::start_import(&bus, url, patterns, &args.import).await?;
+    // Same readiness line as `sub`: traffic sent from now on is counted.
+    eprintln!("subscribed {}", patterns.join(" "));
+    let end = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = tokio::time::sleep_until(end) => break,
+            _ = &mut ctrl_c => break,
+        }
+        if tokio::time::Instant::now() >= end {
+            break;
+        }
+        print_snapshot(&monitor.snapshot()).context("cannot write to stdout")?;
+        print_bridge_line(&bridge.stats()).context("cannot write to stdout")?;
+    }
+    let _ = bridge.shutdown().await;
+    print_snapshot(&monitor.snapshot()).context("cannot write to stdout")?;
+    print_bridge_line(&bridge.stats()).context("cannot write to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the bridge let in and kept out.
+fn print_bridge_line(s: &astrid_events_nats::BridgeStats) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "nats: imported {}   rejected (signature) {}   rejected (malformed) {}",
+        s.imported, s.rejected_signature, s.rejected_malformed
+    )?;
+    out.flush()
 }
 
 async fn monitor_demo(args: &MonitorArgs) -> anyhow::Result<ExitCode> {
