@@ -9,6 +9,10 @@
 //!   design, one broadcast channel whose 16 receivers each receive every
 //!   event and keep those matching their pattern (`topic_pattern_matches`).
 //!
+//! - `retention_unretained/{without_retention,with_retention}`: publish on
+//!   a topic nobody retains, to 16 topic subscribers, on a bus without
+//!   retention and on one retaining `registry.v1.*` (100 topics retained).
+//!
 //! Both sides take an owned `AstridEvent` and wrap it in an `Arc`. Event
 //! construction and dropping the received events are outside the timed region
 //! (`iter_custom`); everything else (publish, receive, filter) is timed. No
@@ -194,6 +198,43 @@ fn topic_fanout(c: &mut Criterion) {
     group.finish();
 }
 
+fn retention_unretained(c: &mut Criterion) {
+    const CHUNK: u64 = 512;
+    let round_robin = |i: u64| TOPICS[(i % TOPICS.len() as u64) as usize];
+    let mut group = c.benchmark_group("retention_unretained");
+    group.throughput(Throughput::Elements(1));
+    let plain = EventBus::with_capacity(CAPACITY);
+    let retaining = EventBus::builder()
+        .capacity(CAPACITY)
+        .retention(astrid_events::RetentionPolicy::new(["registry.v1.*"]))
+        .build();
+    for i in 0..100 {
+        retaining.publish(ipc_event(&format!("registry.v1.key{i}")));
+    }
+    for (name, bus) in [
+        ("without_retention", &plain),
+        ("with_retention", &retaining),
+    ] {
+        let mut receivers: Vec<_> = TOPICS.iter().map(|t| bus.subscribe_topic(*t)).collect();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                chunked(iters, CHUNK, round_robin, |events, out| {
+                    for event in events {
+                        black_box(bus.publish(event));
+                    }
+                    for rx in &mut receivers {
+                        while let Some(event) = rx.try_recv() {
+                            out.push(event);
+                        }
+                    }
+                })
+            });
+        });
+    }
+    assert!(retaining.last("registry.v1.key7").is_some());
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -205,6 +246,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = plain_delivery, topic_fanout
+    targets = plain_delivery, topic_fanout, retention_unretained
 }
 criterion_main!(benches);
