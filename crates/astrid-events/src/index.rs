@@ -23,12 +23,18 @@
 //! Removal prunes nodes that became empty from the bottom up, so the index
 //! returns to its empty size once every subscription is gone.
 //!
+//! A pattern with more than `MAX_TOPIC_DEPTH` segments to match can never
+//! match (no matchable topic is that deep), and the unchecked subscription
+//! paths accept any string, so such patterns are kept in a flat list beside
+//! the trie instead of in it: the trie is never deeper than
+//! `MAX_TOPIC_DEPTH`, which bounds the recursion of removal, walks and drop.
+//!
 //! The index itself is not synchronised; the bus keeps it behind a lock and
 //! copies the matched values out before delivering (`bus.rs`).
 
 use std::collections::HashMap;
 
-use crate::topic::{PatternShape, split_pattern, within_depth};
+use crate::topic::{MAX_TOPIC_DEPTH, PatternShape, split_pattern, within_depth};
 
 /// Identifies one entry in the index.
 pub(crate) type EntryId = u64;
@@ -152,6 +158,9 @@ impl<T> Node<T> {
 #[derive(Debug)]
 pub(crate) struct TopicIndex<T> {
     root: Node<T>,
+    /// Entries whose pattern can never match (deeper than the depth limit);
+    /// kept only so that `for_each` and `remove` see them.
+    unmatchable: Vec<(EntryId, T)>,
     len: usize,
 }
 
@@ -159,6 +168,7 @@ impl<T> Default for TopicIndex<T> {
     fn default() -> Self {
         Self {
             root: Node::default(),
+            unmatchable: Vec::new(),
             len: 0,
         }
     }
@@ -168,6 +178,11 @@ impl<T> TopicIndex<T> {
     /// Adds `value` under `pattern` with the caller-chosen unique `id`.
     pub(crate) fn insert(&mut self, pattern: &str, id: EntryId, value: T) {
         let (segments, shape) = split_pattern(pattern);
+        self.len += 1;
+        if segments.len() > MAX_TOPIC_DEPTH {
+            self.unmatchable.push((id, value));
+            return;
+        }
         let mut node = &mut self.root;
         for segment in segments {
             node = node.child_mut(segment);
@@ -176,13 +191,17 @@ impl<T> TopicIndex<T> {
             PatternShape::Exact => node.exact.push((id, value)),
             PatternShape::Trailing => node.trailing.push((id, value)),
         }
-        self.len += 1;
     }
 
     /// Removes the entry `id` that was inserted under `pattern`.
     pub(crate) fn remove(&mut self, pattern: &str, id: EntryId) -> Option<T> {
         let (segments, shape) = split_pattern(pattern);
-        let removed = self.root.remove(&segments, shape, id);
+        let removed = if segments.len() > MAX_TOPIC_DEPTH {
+            let pos = self.unmatchable.iter().position(|(e, _)| *e == id);
+            pos.map(|pos| self.unmatchable.swap_remove(pos).1)
+        } else {
+            self.root.remove(&segments, shape, id)
+        };
         if removed.is_some() {
             self.len -= 1;
         }
@@ -222,6 +241,7 @@ impl<T> TopicIndex<T> {
             }
         }
         walk(&self.root, &mut f);
+        self.unmatchable.iter().for_each(|(_, v)| f(v));
     }
 
     /// Number of trie nodes, root included (1 when empty). For pruning tests.
@@ -283,6 +303,32 @@ mod tests {
         assert_eq!(matches(&index, "a.b"), vec![1, 2]);
         index.remove("a.b", 1);
         assert_eq!(matches(&index, "a.b"), vec![2]);
+    }
+
+    /// A pattern too deep to ever match (the 0.8.0 unchecked subscription
+    /// paths accept any string) must not build a trie that deep: removal,
+    /// walking and dropping recurse per level and would overflow the stack.
+    #[test]
+    fn unmatchable_deep_patterns_do_not_deepen_the_trie() {
+        let deep = ".".repeat(200_000);
+        let deep_trailing = format!("{}*", "a.".repeat(100_000));
+        let mut index = TopicIndex::default();
+        index.insert(&deep, 1, 1);
+        index.insert(&deep_trailing, 2, 2);
+        index.insert("", 3, 3);
+        assert!(index.node_count() <= 2, "trie depth follows the pattern");
+        assert_eq!(index.len(), 3);
+        let mut all = Vec::new();
+        index.for_each(|v| all.push(*v));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3], "still reachable for shutdown");
+        assert_eq!(matches(&index, ""), vec![3]);
+        assert_eq!(matches(&index, &deep[..20]), Vec::<u64>::new());
+        assert_eq!(index.remove(&deep, 1), Some(1));
+        assert_eq!(index.remove(&deep_trailing, 2), Some(2));
+        assert_eq!(index.remove(&deep, 1), None);
+        index.insert(&deep, 4, 4);
+        drop(index);
     }
 
     fn segment() -> impl Strategy<Value = String> {
