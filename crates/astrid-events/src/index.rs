@@ -23,6 +23,12 @@
 //! Removal prunes nodes that became empty from the bottom up, so the index
 //! returns to its empty size once every subscription is gone.
 //!
+//! A pattern with more than `MAX_TOPIC_DEPTH` segments to match can never
+//! match (no matchable topic is that deep), and the unchecked subscription
+//! paths accept any string, so such patterns are kept in a flat list beside
+//! the trie instead of in it: the trie is never deeper than
+//! `MAX_TOPIC_DEPTH`, which bounds the recursion of removal, walks and drop.
+//!
 //! The index itself is not synchronised; the bus keeps it behind a lock and
 //! copies the matched values out before delivering (`bus.rs`).
 
@@ -331,6 +337,32 @@ mod tests {
         assert_eq!(matches(&index, "a.b"), vec![1, 2]);
         index.remove("a.b", 1);
         assert_eq!(matches(&index, "a.b"), vec![2]);
+    }
+
+    /// A pattern too deep to ever match (the 0.8.0 unchecked subscription
+    /// paths accept any string) must not build a trie that deep: removal,
+    /// walking and dropping recurse per level and would overflow the stack.
+    #[test]
+    fn unmatchable_deep_patterns_do_not_deepen_the_trie() {
+        let deep = ".".repeat(200_000);
+        let deep_trailing = format!("{}*", "a.".repeat(100_000));
+        let mut index = TopicIndex::default();
+        index.insert(&deep, 1, 1);
+        index.insert(&deep_trailing, 2, 2);
+        index.insert("", 3, 3);
+        assert!(index.node_count() <= 2, "trie depth follows the pattern");
+        assert_eq!(index.len(), 3);
+        let mut all = Vec::new();
+        index.for_each(|v| all.push(*v));
+        all.sort_unstable();
+        assert_eq!(all, vec![1, 2, 3], "still reachable for shutdown");
+        assert_eq!(matches(&index, ""), vec![3]);
+        assert_eq!(matches(&index, &deep[..20]), Vec::<u64>::new());
+        assert_eq!(index.remove(&deep, 1), Some(1));
+        assert_eq!(index.remove(&deep_trailing, 2), Some(2));
+        assert_eq!(index.remove(&deep, 1), None);
+        index.insert(&deep, 4, 4);
+        drop(index);
     }
 
     fn segment() -> impl Strategy<Value = String> {

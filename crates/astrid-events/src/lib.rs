@@ -44,6 +44,8 @@ mod retain;
 #[cfg(feature = "runtime")]
 mod routed;
 #[cfg(feature = "runtime")]
+mod sync;
+#[cfg(feature = "runtime")]
 mod sync_sub;
 
 pub mod prelude;

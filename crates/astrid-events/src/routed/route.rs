@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics::{Counter, Gauge};
-use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use super::queue::{Popped, PushOutcome, RouteQueue};
 use super::{
@@ -26,6 +24,7 @@ use crate::metrics::{
     METRIC_ROUTE_DROPPED_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
 };
 use crate::receiver::Registration;
+use crate::sync::{Mutex, Notified, Notify};
 
 /// Metric handles of one route, one per principal class, made once at
 /// subscription so the hot path does no label lookups.
@@ -264,7 +263,7 @@ impl Route {
     }
 
     /// A future that completes after the next pop or close.
-    pub(crate) fn space_notified(&self) -> tokio::sync::futures::Notified<'_> {
+    pub(crate) fn space_notified(&self) -> Notified<'_> {
         self.space.notified()
     }
 
@@ -379,7 +378,11 @@ impl RoutedEventReceiver {
                 return Some(event);
             }
             if self.route.is_closed() {
-                return None;
+                // Closed routes accept nothing more, but an event may have
+                // been queued between the pop above and the close (found by
+                // the loom model `bus_shutdown_wakes_a_waiting_receiver`):
+                // hand it out before ending.
+                return self.try_recv_one();
             }
             let ready = self.route.ready.notified();
             match deadline {
