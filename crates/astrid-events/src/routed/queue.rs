@@ -52,8 +52,8 @@ struct Slot {
 pub(crate) enum PushOutcome {
     /// Queued; `evicted` older events were dropped to make room.
     Queued {
-        /// Principals of the evicted events, oldest first.
-        evicted: Vec<PrincipalKey>,
+        /// The evicted events, oldest first.
+        evicted: Vec<Evicted>,
         /// The principal had no queued events before.
         new_principal: bool,
     },
@@ -61,6 +61,15 @@ pub(crate) enum PushOutcome {
     Oversize,
     /// Lossless route without room: dropped, nothing changed.
     Full,
+}
+
+/// An event dropped by budget eviction.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Evicted {
+    pub(crate) principal: PrincipalKey,
+    pub(crate) charge: u64,
+    /// The eviction emptied that principal's queue.
+    pub(crate) emptied: bool,
 }
 
 /// An event handed out by [`RouteQueue::pop`].
@@ -148,7 +157,7 @@ impl RouteQueue {
         let mut evicted = Vec::new();
         while !self.has_room_for(charge) {
             match self.evict_oldest() {
-                Some(principal) => evicted.push(principal),
+                Some(e) => evicted.push(e),
                 None => break, // unreachable: charge <= budget and queue empty
             }
         }
@@ -211,15 +220,20 @@ impl RouteQueue {
         matches!(&self.slots[index], Some(s) if s.generation == generation)
     }
 
-    /// Drops the oldest queued event of the route. Returns its principal.
-    fn evict_oldest(&mut self) -> Option<PrincipalKey> {
+    /// Drops the oldest queued event of the route.
+    fn evict_oldest(&mut self) -> Option<Evicted> {
         let (_, index) = self.heads.pop_first()?;
         let slot = self.slots[index].as_mut()?;
         let oldest = slot.events.pop_front()?;
-        self.bytes -= oldest.charge;
+        let charge = oldest.charge;
+        self.bytes -= charge;
         if let Some(next) = slot.events.front() {
             self.heads.insert((next.seq, index));
-            return Some(slot.principal.clone());
+            return Some(Evicted {
+                principal: slot.principal.clone(),
+                charge,
+                emptied: false,
+            });
         }
         let principal = self.close_slot(index);
         if self.ring.front().is_some_and(|&(i, _)| i == index) {
@@ -229,7 +243,11 @@ impl RouteQueue {
             self.stale += 1;
             self.compact_ring();
         }
-        Some(principal)
+        Some(Evicted {
+            principal,
+            charge,
+            emptied: true,
+        })
     }
 
     /// Removes stale ring entries once they outnumber live ones.
@@ -395,7 +413,11 @@ mod tests {
         assert_eq!(
             out,
             PushOutcome::Queued {
-                evicted: vec![p("a")],
+                evicted: vec![Evicted {
+                    principal: p("a"),
+                    charge: 100,
+                    emptied: false
+                }],
                 new_principal: true
             }
         );

@@ -200,12 +200,13 @@ impl Route {
                     if new_principal {
                         self.metrics.active[class].increment(1.0);
                     }
-                    for p in &evicted {
-                        let c = class_index(p.as_deref());
+                    for e in &evicted {
+                        let c = class_index(e.principal.as_deref());
                         self.metrics.evictions[c].increment(1);
-                        // Charges of evicted events are not returned; the
-                        // gauge is corrected from the queue's total below.
-                        let _ = c;
+                        self.metrics.bytes[c].decrement(e.charge as f64);
+                        if e.emptied {
+                            self.metrics.active[c].decrement(1.0);
+                        }
                     }
                     (Offer::Queued, evicted.len() as u64)
                 }
