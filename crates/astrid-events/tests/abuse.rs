@@ -11,6 +11,7 @@
 //!
 //! No test sleeps to let something happen: concurrent parts hand off through
 //! channels and joins, and waits are bounded only as a guard against hangs.
+#![cfg(feature = "runtime")]
 
 mod common;
 

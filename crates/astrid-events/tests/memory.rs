@@ -3,6 +3,7 @@
 //!
 //! The allocator counts every thread of this test binary, so this file holds
 //! exactly one test: nothing else allocates concurrently while it measures.
+#![cfg(feature = "runtime")]
 
 use std::alloc::System;
 

@@ -19,8 +19,11 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 /// cumulative counter values and the current gauge values.
 struct Totals {
     snapshotter: Snapshotter,
-    series: Vec<(String, Vec<(String, String)>, f64)>,
+    series: Vec<Series>,
 }
+
+/// A metric name, its labels and its running total.
+type Series = (String, Vec<(String, String)>, f64);
 
 impl Totals {
     fn new(snapshotter: Snapshotter) -> Self {
