@@ -267,6 +267,28 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // `BRIDGE_BENCH_ONLY=unsigned|signed|bare|latency` runs one part (for
+    // profiling).
+    if let Ok(only) = std::env::var("BRIDGE_BENCH_ONLY") {
+        rt.block_on(async {
+            match only.as_str() {
+                "unsigned" | "signed" => {
+                    let (r, lost) = bridge_throughput(&url, only == "signed").await;
+                    println!("bridge {only}: {r:.0} msg/s (lost {lost})");
+                }
+                "bare" => println!("bare: {:.0} msg/s", bare_throughput(&url).await),
+                _ => {
+                    let h = bridge_latency(&url).await;
+                    println!(
+                        "bridge round trip p50 {} p99 {} µs",
+                        h.value_at_quantile(0.5),
+                        h.value_at_quantile(0.99)
+                    );
+                }
+            }
+        });
+        return;
+    }
     rt.block_on(async {
         let (event_bytes, header_bytes) = {
             let (h, p) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();

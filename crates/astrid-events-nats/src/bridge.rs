@@ -230,17 +230,28 @@ struct Outbound {
 }
 
 impl Outbound {
-    fn push(&self, mut msg: Outgoing) -> bool {
-        msg.size = msg.subject.len() + msg.payload.len() + header_size(&msg.headers);
-        let mut q = lock(&self.queue);
-        if q.1 + msg.size > self.max_bytes {
-            return false;
+    /// Queues `msgs` (emptying it) under one lock with one wakeup of the
+    /// sender; returns how many did not fit and were dropped.
+    fn push_all(&self, msgs: &mut Vec<Outgoing>) -> u64 {
+        if msgs.is_empty() {
+            return 0;
         }
-        q.1 += msg.size;
-        q.0.push_back(msg);
+        for msg in msgs.iter_mut() {
+            msg.size = msg.subject.len() + msg.payload.len() + header_size(&msg.headers);
+        }
+        let mut dropped = 0;
+        let mut q = lock(&self.queue);
+        for msg in msgs.drain(..) {
+            if q.1 + msg.size > self.max_bytes {
+                dropped += 1;
+                continue;
+            }
+            q.1 += msg.size;
+            q.0.push_back(msg);
+        }
         drop(q);
         self.notify.notify_one();
-        true
+        dropped
     }
 
     /// Takes the oldest message; its bytes stay charged until
@@ -695,8 +706,21 @@ struct Shared {
 }
 
 impl Shared {
-    /// Decides and encodes one local event for export.
-    fn export(&self, event: &AstridEvent) {
+    /// Queues encoded exports, counting those the buffer has no room for.
+    fn queue_exports(&self, msgs: &mut Vec<Outgoing>) {
+        let dropped = self.outbound.push_all(msgs);
+        if dropped > 0 {
+            self.counters
+                .dropped_buffer_full
+                .fetch_add(dropped, Ordering::Relaxed);
+            metrics::counter!("astrid_nats_bridge_events_total", "outcome" => "dropped_buffer_full")
+                .increment(dropped);
+        }
+    }
+
+    /// Decides and encodes one local event for export; `None` if it is not
+    /// exported.
+    fn encode_export(&self, event: &AstridEvent) -> Option<Outgoing> {
         let c = &self.counters;
         let mut durable = false;
         let subject = match event {
@@ -706,11 +730,11 @@ impl Shared {
                     .iter()
                     .any(|p| topic_pattern_matches(p, &message.topic))
                 {
-                    return;
+                    return None;
                 }
                 if lock(&self.imported_ids).take(&event.metadata().event_id) {
                     bump(&c.echo_suppressed, "echo_suppressed");
-                    return;
+                    return None;
                 }
                 durable = self.is_durable(&message.topic);
                 subject::topic_to_subject(&self.prefix, &message.topic)
@@ -718,11 +742,11 @@ impl Shared {
             other if self.export_lifecycle => {
                 subject::lifecycle_subject(&self.prefix, other.event_type())
             }
-            _ => return,
+            _ => return None,
         };
         let Ok(subject) = subject else {
             bump(&c.export_errors, "export_error");
-            return;
+            return None;
         };
         // Only a signed export needs its own copy (the signature is stored in
         // the message).
@@ -736,7 +760,7 @@ impl Shared {
                     Err(e) => {
                         tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
                         bump(&c.export_errors, "export_error");
-                        return;
+                        return None;
                     }
                 }
             }
@@ -748,18 +772,16 @@ impl Shared {
             Err(e) => {
                 tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
                 bump(&c.export_errors, "export_error");
-                return;
+                return None;
             }
         };
-        if !self.outbound.push(Outgoing {
+        Some(Outgoing {
             subject,
             headers,
             payload,
             durable,
             size: 0,
-        }) {
-            bump(&c.dropped_buffer_full, "dropped_buffer_full");
-        }
+        })
     }
 
     fn is_durable(&self, topic: &str) -> bool {
@@ -877,14 +899,28 @@ pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError>
     }
 }
 
+/// Most local events the exporter takes from the bus at once.
+const EXPORT_BATCH: usize = 128;
+
 async fn export_loop(shared: Arc<Shared>, mut rx: EventReceiver) {
+    let mut events = Vec::with_capacity(EXPORT_BATCH);
+    let mut encoded = Vec::with_capacity(EXPORT_BATCH);
     loop {
         tokio::select! {
             biased;
             () = shared.stop.notified() => break,
-            ev = rx.recv() => {
-                let Some(ev) = ev else { break };
-                shared.export(&ev);
+            n = rx.recv_many(&mut events, EXPORT_BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                // Encoded as a batch and queued under one lock with one
+                // wakeup of the sender.
+                for ev in events.drain(..) {
+                    if let Some(msg) = shared.encode_export(&ev) {
+                        encoded.push(msg);
+                    }
+                }
+                shared.queue_exports(&mut encoded);
             }
         }
         let lagged = rx.drain_lagged();
@@ -897,8 +933,11 @@ async fn export_loop(shared: Arc<Shared>, mut rx: EventReceiver) {
     }
     // Export what was already published before shutdown.
     while let Some(ev) = rx.try_recv() {
-        shared.export(&ev);
+        if let Some(msg) = shared.encode_export(&ev) {
+            encoded.push(msg);
+        }
     }
+    shared.queue_exports(&mut encoded);
 }
 
 type AckResult = (

@@ -78,8 +78,11 @@ impl LinkStamper {
 /// Importer side: last sequence number seen per (origin, subject).
 #[derive(Default)]
 pub(crate) struct LinkTracker {
-    /// (origin node, subject) -> (session, last seq).
-    last: HashMap<(String, String), (String, u64)>,
+    /// origin node -> subject -> (session, last seq); nested so a lookup
+    /// needs no owned key.
+    last: HashMap<String, HashMap<String, (String, u64)>>,
+    /// Number of (origin, subject) pairs in `last`.
+    len: usize,
 }
 
 /// Parses a [`LINK`] header value.
@@ -99,8 +102,11 @@ impl LinkTracker {
         let Some((session, seq)) = parse(value) else {
             return 0;
         };
-        let key = (origin.to_owned(), subject.to_owned());
-        if let Some((s, last)) = self.last.get_mut(&key) {
+        if let Some((s, last)) = self
+            .last
+            .get_mut(origin)
+            .and_then(|subjects| subjects.get_mut(subject))
+        {
             if s == session {
                 let lost = seq.saturating_sub(*last + 1);
                 if seq > *last {
@@ -112,10 +118,15 @@ impl LinkTracker {
             *last = seq;
             return 0;
         }
-        if self.last.len() >= LINK_KEYS_CAPACITY {
+        if self.len >= LINK_KEYS_CAPACITY {
             self.last.clear();
+            self.len = 0;
         }
-        self.last.insert(key, (session.to_owned(), seq));
+        self.last
+            .entry(origin.to_owned())
+            .or_default()
+            .insert(subject.to_owned(), (session.to_owned(), seq));
+        self.len += 1;
         0
     }
 }

@@ -13,9 +13,10 @@
 
 use std::fmt;
 
-use astrid_events::AstridEvent;
+use astrid_events::{AstridEvent, EventMetadata, IpcMessage};
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use uuid::Uuid;
 
 use crate::hex;
 use crate::sign::KeyId;
@@ -180,23 +181,78 @@ pub fn encode(
     if !is_valid_node_id(origin_node) {
         return Err(EncodeError::InvalidNodeId);
     }
-    let body = serde_json::to_vec(event).map_err(EncodeError::Json)?;
+    // Most events fit without growing the buffer.
+    let mut body = Vec::with_capacity(512);
+    serde_json::to_writer(&mut body, event).map_err(EncodeError::Json)?;
     let mut h = HeaderMap::new();
     h.insert(headers::ORIGIN_NODE, origin_node);
+    let mut id = Uuid::encode_buffer();
     h.insert(
         headers::MSG_ID,
-        event.metadata().event_id.to_string().as_str(),
+        &*event.metadata().event_id.hyphenated().encode_lower(&mut id),
     );
     if let AstridEvent::Ipc { message, .. } = event {
-        h.insert(headers::ORIGIN_SEQ, message.seq.to_string().as_str());
+        h.insert(headers::ORIGIN_SEQ, message.seq.to_string());
         if let Some(p) = &message.principal {
-            h.insert(headers::PRINCIPAL, encode_principal(p).as_str());
+            h.insert(headers::PRINCIPAL, encode_principal(p));
         }
     }
     if let Some(k) = key_id {
-        h.insert(headers::KEY_ID, k.to_string().as_str());
+        h.insert(headers::KEY_ID, k.to_string());
     }
     Ok((h, Bytes::from(body)))
+}
+
+/// `serde_json::from_slice::<AstridEvent>`, faster for IPC events.
+///
+/// The derived `Deserialize` of the internally tagged [`AstridEvent`] first
+/// buffers the whole object (every nested value) before it looks at the tag.
+/// [`IpcWire`] reads the common shape of an IPC event (a `"type": "ipc"` tag,
+/// `metadata` and `message`) directly, with the same `Deserialize` impls for
+/// the fields. It accepts a subset of what the derived impl accepts and yields
+/// the same event for it; anything else (other variants, an error) goes
+/// through the derived impl, so results and errors are unchanged.
+pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
+    if let Ok(w) = serde_json::from_slice::<IpcWire>(payload) {
+        return Ok(AstridEvent::Ipc {
+            metadata: w.metadata,
+            message: w.message,
+        });
+    }
+    serde_json::from_slice(payload).map_err(DecodeError::Json)
+}
+
+/// The fields of an IPC event; see [`decode_event`].
+#[derive(serde::Deserialize)]
+struct IpcWire {
+    #[serde(rename = "type")]
+    _tag: IpcTag,
+    metadata: EventMetadata,
+    message: IpcMessage,
+}
+
+/// The tag `"ipc"`, as a JSON string only (a derived unit enum would also
+/// take `{"ipc": null}`, which the derived event impl rejects).
+struct IpcTag;
+
+impl<'de> serde::Deserialize<'de> for IpcTag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IpcTag;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the string \"ipc\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IpcTag, E> {
+                if v == "ipc" {
+                    Ok(IpcTag)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
@@ -228,8 +284,9 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
         .transpose()?;
     let key_id = header(h, headers::KEY_ID)?.map(str::to_owned);
 
-    let event: AstridEvent = serde_json::from_slice(payload).map_err(DecodeError::Json)?;
-    if event.metadata().event_id.to_string() != msg_id {
+    let event = decode_event(payload)?;
+    let mut id = Uuid::encode_buffer();
+    if *event.metadata().event_id.hyphenated().encode_lower(&mut id) != *msg_id {
         return Err(DecodeError::Mismatch(headers::MSG_ID));
     }
     if let AstridEvent::Ipc { message, .. } = &event {
@@ -379,6 +436,43 @@ mod tests {
             decode(Some(&dup), &body),
             Err(DecodeError::BadHeader(headers::ORIGIN_NODE))
         ));
+    }
+
+    #[test]
+    fn ipc_fast_path_agrees_with_derived_decode() {
+        let ev = ipc(Some("alice"));
+        let good = String::from_utf8(serde_json::to_vec(&ev).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&good).unwrap();
+        let (md, msg) = (&v["metadata"], &v["message"]);
+        let cases = [
+            good.clone(),
+            // Reordered, extra fields, escaped key, whitespace.
+            format!(r#"{{"message":{msg},"x":[1,{{"y":2}}],"metadata":{md},"\u0074ype":"ipc"}}"#),
+            format!(r#"  {{"type":"ipc","metadata":{md},"message":{msg}}}  "#),
+            // Sequence form.
+            format!(r#"["ipc",{md},{msg}]"#),
+            format!(r#"["ipc",{md},{msg},1]"#),
+            // Tag forms the derived impl rejects or reads differently.
+            format!(r#"{{"type":{{"ipc":null}},"metadata":{md},"message":{msg}}}"#),
+            format!(r#"{{"type":"ipc","type":"ipc","metadata":{md},"message":{msg}}}"#),
+            format!(r#"{{"type":"IPC","metadata":{md},"message":{msg}}}"#),
+            format!(r#"{{"type":"custom","metadata":{md},"name":"n","data":1}}"#),
+            // Duplicate or missing fields.
+            format!(r#"{{"type":"ipc","metadata":{md},"metadata":{md},"message":{msg}}}"#),
+            format!(r#"{{"type":"ipc","message":{msg}}}"#),
+            format!(r#"{{"metadata":{md},"message":{msg}}}"#),
+            format!(r#"{{"type":"ipc","metadata":{md},"message":{msg}}} x"#),
+            String::from("null"),
+        ];
+        for case in cases {
+            let derived = serde_json::from_str::<AstridEvent>(&case);
+            let fast = decode_event(case.as_bytes());
+            match (&derived, &fast) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{case}"),
+                (Err(_), Err(DecodeError::Json(_))) => {}
+                _ => panic!("{case}: derived {derived:?}, fast {fast:?}"),
+            }
+        }
     }
 
     #[test]
