@@ -24,11 +24,11 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::error::{PublishError, SubscribeError};
+use crate::error::PublishError;
 use crate::event::AstridEvent;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
-use crate::rate_limiter::{IpcRateLimiter, MAX_IPC_PAYLOAD_BYTES, QuotaError};
+use crate::rate_limiter::IpcRateLimiter;
 use crate::receiver::{EventReceiver, Registration, TopicQueue, TopicSubscription};
 use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
@@ -36,7 +36,6 @@ use crate::routed::{
     ipc_size_of,
 };
 use crate::sync_sub::{EventSubscriber, SubscriberId, SubscriberRegistry};
-use crate::validate::{validate_pattern, validate_principal, validate_topic};
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
@@ -341,63 +340,12 @@ impl EventBus {
         self.publish_reserved(event, &[])
     }
 
-    /// Publishes `event` after checking it, for events from untrusted
-    /// sources (guests).
-    ///
-    /// For an IPC event: the topic must pass
-    /// [`validate_topic`](crate::validate::validate_topic), the principal (if
-    /// any) [`validate_principal`](crate::validate::validate_principal), its
-    /// accounted size must not exceed
-    /// [`MAX_IPC_PAYLOAD_BYTES`](crate::rate_limiter::MAX_IPC_PAYLOAD_BYTES),
-    /// and, if the bus has a rate limit, the (source capsule, principal)
-    /// pair must be within its quota. Other events are published as is.
-    /// `publish` itself keeps the 0.8.0 behaviour and checks nothing.
-    ///
-    /// # Errors
-    /// The [`PublishError`] says which check failed and hands the event back.
-    pub fn try_publish(&self, event: AstridEvent) -> Result<usize, PublishError> {
-        if let AstridEvent::Ipc { message, .. } = &event {
-            if let Err(error) = validate_topic(&message.topic) {
-                return Err(PublishError::InvalidTopic {
-                    event: Box::new(event),
-                    error,
-                });
-            }
-            if let Some(principal) = message.principal.as_deref()
-                && let Err(error) = validate_principal(principal)
-            {
-                return Err(PublishError::InvalidPrincipal {
-                    event: Box::new(event),
-                    error,
-                });
-            }
-            let size = accounted_size(&event);
-            if size > MAX_IPC_PAYLOAD_BYTES {
-                let error = QuotaError::PayloadTooLarge {
-                    size,
-                    max: MAX_IPC_PAYLOAD_BYTES,
-                };
-                return Err(PublishError::Quota {
-                    event: Box::new(event),
-                    error,
-                });
-            }
-            if let (Some(limit), Some(principal)) =
-                (&self.shared.limit, message.principal.as_deref())
-                && let Err(error) = limit.limiter.check_quota(
-                    message.source_id,
-                    principal,
-                    size,
-                    limit.bytes_per_sec,
-                )
-            {
-                return Err(PublishError::Quota {
-                    event: Box::new(event),
-                    error,
-                });
-            }
-        }
-        Ok(self.publish(event))
+    /// The limiter `try_publish` consults and the rate it grants.
+    pub(crate) fn rate_limit(&self) -> Option<(&IpcRateLimiter, usize)> {
+        self.shared
+            .limit
+            .as_ref()
+            .map(|l| (l.limiter.as_ref(), l.bytes_per_sec))
     }
 
     /// `publish`, where `reserved` routes already hold room for the event.
@@ -582,81 +530,6 @@ impl EventBus {
         )
     }
 
-    /// [`subscribe_topic_as`](Self::subscribe_topic_as) after checking
-    /// `pattern` with [`validate_pattern`](crate::validate::validate_pattern).
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic_as(
-        &self,
-        pattern: impl Into<String>,
-        subscriber: &'static str,
-    ) -> Result<EventReceiver, SubscribeError> {
-        let pattern = pattern.into();
-        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
-        Ok(self.subscribe_topic_as(pattern, subscriber))
-    }
-
-    /// [`try_subscribe_topic_as`](Self::try_subscribe_topic_as) under the
-    /// `untagged` label.
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic(
-        &self,
-        pattern: impl Into<String>,
-    ) -> Result<EventReceiver, SubscribeError> {
-        self.try_subscribe_topic_as(pattern, UNTAGGED_SUBSCRIBER)
-    }
-
-    /// [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped)
-    /// after checking the pattern and the scope principal.
-    ///
-    /// # Errors
-    /// [`SubscribeError`] naming the malformed input.
-    pub fn try_subscribe_topic_routed_scoped(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-        scope: Option<PrincipalKey>,
-    ) -> Result<RoutedEventReceiver, SubscribeError> {
-        let pattern = topic_pattern.into();
-        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
-        if let Some(Some(principal)) = &scope {
-            validate_principal(principal).map_err(SubscribeError::InvalidScope)?;
-        }
-        Ok(self.subscribe_topic_routed_scoped(
-            capsule_uuid,
-            pattern,
-            capsule_id_label,
-            subscriber,
-            scope,
-        ))
-    }
-
-    /// [`subscribe_topic_routed`](Self::subscribe_topic_routed) after
-    /// checking the pattern.
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic_routed(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-    ) -> Result<RoutedEventReceiver, SubscribeError> {
-        self.try_subscribe_topic_routed_scoped(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            None,
-        )
-    }
-
     /// Subscribes to every event. Lag is reported under `untagged`.
     pub fn subscribe(&self) -> EventReceiver {
         self.subscribe_as(UNTAGGED_SUBSCRIBER)
@@ -706,16 +579,7 @@ impl EventBus {
         let pattern: Box<str> = pattern.into_boxed_str();
         let queue = Arc::new(TopicQueue::new(self.shared.capacity, subscriber));
         let id = self.next_id();
-        {
-            let mut index = self.shared.index.write();
-            if with_last {
-                for event in self.retained_matching(&pattern) {
-                    queue.push(event);
-                }
-            }
-            index.insert(&pattern, id, Target::Topic(Arc::clone(&queue)));
-            self.shared.indexed.store(index.len(), Ordering::Relaxed);
-        }
+        self.join_index(&pattern, id, Target::Topic(Arc::clone(&queue)), with_last);
         self.shared.topic_receivers.fetch_add(1, Ordering::Relaxed);
         EventReceiver::topic(
             TopicSubscription::new(queue, self.registration(pattern, id)),
@@ -786,13 +650,25 @@ impl EventBus {
         )
     }
 
-    /// Retained events matching `pattern`; call with the index write lock held.
-    fn retained_matching(&self, pattern: &str) -> Vec<Arc<AstridEvent>> {
-        self.shared
-            .retained
-            .as_ref()
-            .map(|r| r.lock().matching(pattern))
-            .unwrap_or_default()
+    /// Adds `target` to the index under `pattern`. With `with_last`, first
+    /// hands it the retained events matching `pattern`, under the same write
+    /// lock, so nothing published meanwhile is missed or seen twice (see
+    /// `retain.rs`).
+    fn join_index(&self, pattern: &str, id: EntryId, target: Target, with_last: bool) {
+        let mut index = self.shared.index.write();
+        if with_last && let Some(retained) = &self.shared.retained {
+            for event in retained.lock().matching(pattern) {
+                match &target {
+                    Target::Topic(queue) => queue.push(event),
+                    Target::Route(route) => {
+                        route.offer(&event, ipc_size_of(&event), false);
+                    }
+                    Target::Retain => {}
+                }
+            }
+        }
+        index.insert(pattern, id, target);
+        self.shared.indexed.store(index.len(), Ordering::Relaxed);
     }
 
     fn add_route(
@@ -819,16 +695,12 @@ impl EventBus {
             capsule_label.into(),
             subscriber,
         ));
-        {
-            let mut index = self.shared.index.write();
-            if kind.with_last {
-                for event in self.retained_matching(&pattern) {
-                    route.offer(&event, ipc_size_of(&event), false);
-                }
-            }
-            index.insert(&pattern, id, Target::Route(Arc::clone(&route)));
-            self.shared.indexed.store(index.len(), Ordering::Relaxed);
-        }
+        self.join_index(
+            &pattern,
+            id,
+            Target::Route(Arc::clone(&route)),
+            kind.with_last,
+        );
         self.shared.routes.fetch_add(1, Ordering::Relaxed);
         RoutedEventReceiver::new(route, self.registration(pattern, id))
     }

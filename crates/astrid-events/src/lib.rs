@@ -30,6 +30,8 @@ pub mod validate;
 #[cfg(feature = "runtime")]
 mod bus;
 #[cfg(feature = "runtime")]
+mod checked;
+#[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
 mod index;
