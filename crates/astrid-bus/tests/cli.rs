@@ -221,3 +221,56 @@ fn monitor_demo_renders_tables() {
     // Evictions are recorded under the capsule label of the flooded route.
     assert!(stdout.contains("capsule-2"));
 }
+
+/// Ctrl-C (SIGINT) in the middle of a long demo still prints the report of
+/// what ran, marked as interrupted, with nothing lost without record.
+#[test]
+fn interrupt_prints_the_report_so_far() {
+    use std::io::BufRead as _;
+    let mut child = bin()
+        .args(["demo", "--seconds", "600", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    // Wait (bounded) for the first progress line: the run is under way.
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = rx.recv_timeout(Duration::from_secs(60));
+    assert!(started.is_ok(), "the demo printed no progress");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "demo did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout piped")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    assert!(exit.success(), "exit {exit:?}, stdout {stdout}");
+    let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
+    assert_eq!(r["interrupted"], true);
+    assert_eq!(r["lost_without_record"], 0);
+    assert!(r["publish_seconds"].as_f64().unwrap_or(600.0) < 590.0);
+}
