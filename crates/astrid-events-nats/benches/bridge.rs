@@ -262,8 +262,14 @@ fn main() {
     let Some((_server, url)) = start_server() else {
         return;
     };
+    // Four workers (on any core count), the same runtime for both sides;
+    // `BRIDGE_BENCH_THREADS` overrides.
+    let threads = std::env::var("BRIDGE_BENCH_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(4);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .unwrap();
@@ -296,7 +302,8 @@ fn main() {
         };
         println!(
             "astrid-events-nats bridge bench: {MESSAGES} events of {event_bytes} B JSON \
-             (+~{header_bytes} B headers), window {WINDOW}, {ROUND_TRIPS} round trips"
+             (+~{header_bytes} B headers), window {WINDOW}, {ROUND_TRIPS} round trips, \
+             {threads} runtime threads"
         );
         let bare = bare_throughput(&url).await;
         let (unsigned, lost_u) = bridge_throughput(&url, false).await;

@@ -40,7 +40,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use astrid_events::{AstridEvent, EventBus, EventReceiver, topic_pattern_matches};
@@ -226,12 +226,11 @@ struct Outbound {
     /// waiting for their ack). Never more than `max_bytes`.
     queue: std::sync::Mutex<(VecDeque<Outgoing>, usize)>,
     max_bytes: usize,
-    notify: Notify,
 }
 
 impl Outbound {
-    /// Queues `msgs` (emptying it) under one lock with one wakeup of the
-    /// sender; returns how many did not fit and were dropped.
+    /// Queues `msgs` (emptying it) under one lock; returns how many did not
+    /// fit and were dropped.
     fn push_all(&self, msgs: &mut Vec<Outgoing>) -> u64 {
         if msgs.is_empty() {
             return 0;
@@ -250,7 +249,6 @@ impl Outbound {
             q.0.push_back(msg);
         }
         drop(q);
-        self.notify.notify_one();
         dropped
     }
 
@@ -258,6 +256,24 @@ impl Outbound {
     /// [`release`](Self::release).
     fn pop(&self) -> Option<Outgoing> {
         lock(&self.queue).0.pop_front()
+    }
+
+    /// Moves up to `max` messages from the front into `out` under one lock,
+    /// stopping at the first one `take` refuses; their bytes stay charged
+    /// until [`release`](Self::release).
+    fn pop_while(
+        &self,
+        out: &mut VecDeque<Outgoing>,
+        max: usize,
+        take: impl Fn(&Outgoing) -> bool,
+    ) {
+        let mut q = lock(&self.queue);
+        while out.len() < max {
+            match q.0.front() {
+                Some(m) if take(m) => out.extend(q.0.pop_front()),
+                _ => break,
+            }
+        }
     }
 
     /// Un-charges the bytes of a popped message that is done with.
@@ -641,15 +657,17 @@ impl BridgeBuilder {
             outbound: Outbound {
                 queue: std::sync::Mutex::new((VecDeque::new(), 0)),
                 max_bytes: self.max_outbound_bytes,
-                notify: Notify::new(),
             },
-            stopping: AtomicBool::new(false),
             stop: Notify::new(),
         });
 
         let receiver = self.bus.subscribe_as("astrid-events-nats");
-        let exporter = tokio::spawn(export_loop(Arc::clone(&shared), receiver));
-        let sender = tokio::spawn(send_loop(Arc::clone(&shared), client.clone(), js));
+        let exporter = tokio::spawn(export_loop(
+            Arc::clone(&shared),
+            receiver,
+            client.clone(),
+            js,
+        ));
         let s2 = Arc::clone(&shared);
         let importer = tokio::spawn(async move {
             let mut merged = select_all(subs);
@@ -671,7 +689,6 @@ impl BridgeBuilder {
             stop_import,
             tasks: AsyncMutex::new(Some(Tasks {
                 exporter,
-                sender,
                 importer,
                 durable_importer,
             })),
@@ -701,7 +718,6 @@ struct Shared {
     /// Per (origin, subject) sequence of core imports.
     links: std::sync::Mutex<LinkTracker>,
     outbound: Outbound,
-    stopping: AtomicBool,
     stop: Notify,
 }
 
@@ -793,8 +809,10 @@ impl Shared {
         let c = &self.counters;
         if path == Path::Core
             && let Some(h) = headers
-            && let (Some(origin), Some(seq)) =
-                (h.get(wire::headers::ORIGIN_NODE), h.get(link::LINK))
+            && let (Some(origin), Some(seq)) = (
+                h.get(wire::name(wire::headers::ORIGIN_NODE)),
+                h.get(wire::name(link::LINK)),
+            )
         {
             let lost = lock(&self.links).observe(origin.as_str(), subject, seq.as_str());
             if lost > 0 {
@@ -899,45 +917,34 @@ pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError>
     }
 }
 
+/// Most core messages the exporter takes from the buffer at once.
+const SEND_BATCH: usize = 64;
+
 /// Most local events the exporter takes from the bus at once.
 const EXPORT_BATCH: usize = 128;
 
-async fn export_loop(shared: Arc<Shared>, mut rx: EventReceiver) {
-    let mut events = Vec::with_capacity(EXPORT_BATCH);
-    let mut encoded = Vec::with_capacity(EXPORT_BATCH);
-    loop {
-        tokio::select! {
-            biased;
-            () = shared.stop.notified() => break,
-            n = rx.recv_many(&mut events, EXPORT_BATCH) => {
-                if n == 0 {
-                    break;
-                }
-                // Encoded as a batch and queued under one lock with one
-                // wakeup of the sender.
-                for ev in events.drain(..) {
-                    if let Some(msg) = shared.encode_export(&ev) {
-                        encoded.push(msg);
-                    }
-                }
-                shared.queue_exports(&mut encoded);
-            }
-        }
-        let lagged = rx.drain_lagged();
-        if lagged > 0 {
-            shared
-                .counters
-                .export_lagged
-                .fetch_add(lagged, Ordering::Relaxed);
-        }
-    }
-    // Export what was already published before shutdown.
-    while let Some(ev) = rx.try_recv() {
+/// Encodes and queues `events` (emptying it) and counts what the bus
+/// receiver lost.
+fn export_events(
+    shared: &Shared,
+    rx: &mut EventReceiver,
+    events: &mut Vec<Arc<AstridEvent>>,
+    encoded: &mut Vec<Outgoing>,
+) {
+    // Encoded as a batch and queued under one lock.
+    for ev in events.drain(..) {
         if let Some(msg) = shared.encode_export(&ev) {
             encoded.push(msg);
         }
     }
-    shared.queue_exports(&mut encoded);
+    shared.queue_exports(encoded);
+    let lagged = rx.drain_lagged();
+    if lagged > 0 {
+        shared
+            .counters
+            .export_lagged
+            .fetch_add(lagged, Ordering::Relaxed);
+    }
 }
 
 type AckResult = (
@@ -945,13 +952,19 @@ type AckResult = (
     Result<PublishAck, async_nats::jetstream::context::PublishError>,
 );
 
-/// Hands buffered exports to NATS while connected: core messages with a
+/// The exporter: takes local events from the bus, encodes them into the
+/// outbound buffer and hands buffered exports to NATS while connected (one
+/// task, so no hand-off between taking and sending): core messages with a
 /// [`link::LINK`] sequence, durable ones through JetStream with up to
 /// [`durable::MAX_ACKS_IN_FLIGHT`] acks awaited at once. A durable message
 /// whose ack fails goes back to the front of the buffer (after the acks in
 /// flight were collected, so order is kept among the failed ones).
-async fn send_loop(
+///
+/// On [`Shared::stop`] it takes the events already published, then sends
+/// what it can (see [`Bridge::shutdown`]) and returns.
+async fn export_loop(
     shared: Arc<Shared>,
+    mut rx: EventReceiver,
     client: Client,
     js: Option<async_nats::jetstream::Context>,
 ) {
@@ -959,19 +972,74 @@ async fn send_loop(
     let mut stamper = LinkStamper::new();
     let mut in_flight: FuturesOrdered<BoxFuture<'static, AckResult>> = FuturesOrdered::new();
     let mut failed: Vec<Outgoing> = Vec::new();
+    let mut events = Vec::with_capacity(EXPORT_BATCH);
+    let mut encoded = Vec::with_capacity(EXPORT_BATCH);
+    // Open until stopped; then only the buffer is sent.
+    let mut bus_open = true;
+    // No sending before this (a bounded pause before a durable retry, so a
+    // refusing server is not hammered).
+    let mut pause: Option<tokio::time::Instant> = None;
+    let mut core: VecDeque<Outgoing> = VecDeque::with_capacity(SEND_BATCH);
     loop {
-        let stopping = shared.stopping.load(Ordering::Acquire);
+        if bus_open {
+            // What the bus has ready, without waiting.
+            while events.len() < EXPORT_BATCH
+                && let Some(ev) = rx.try_recv()
+            {
+                events.push(ev);
+            }
+            if !events.is_empty() {
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
+        }
+        let stopping = !bus_open;
         if in_flight.is_empty() && !failed.is_empty() {
             shared.outbound.requeue_front(std::mem::take(&mut failed));
             bump(&c.durable_retries, "durable_retry");
-            // A bounded pause before the retry, so a refusing server is not
-            // hammered.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+            pause = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+        }
+        if pause.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            pause = None;
         }
         let connected = client.connection_state() == State::Connected;
+        // Core messages at the front go as a batch: one lock to take them and
+        // one to release their bytes.
+        if connected && failed.is_empty() && pause.is_none() {
+            shared
+                .outbound
+                .pop_while(&mut core, SEND_BATCH, |m| js.is_none() || !m.durable);
+        }
+        if !core.is_empty() {
+            let mut released = 0;
+            while let Some(mut msg) = core.pop_front() {
+                if client.connection_state() != State::Connected {
+                    // Not handed to NATS while it is down: back in the buffer.
+                    core.push_front(msg);
+                    shared.outbound.requeue_front(core.drain(..).collect());
+                    break;
+                }
+                let seq = stamper.stamp(&msg.subject);
+                msg.headers.insert(wire::name(link::LINK), seq);
+                released += msg.size;
+                let subject = async_nats::Subject::from(msg.subject);
+                match client
+                    .publish_with_headers(subject.clone(), msg.headers, msg.payload)
+                    .await
+                {
+                    Ok(()) => bump(&c.exported, "exported"),
+                    Err(e) => {
+                        stamper.unstamp(&subject);
+                        tracing::warn!(error = %e, "astrid-events-nats: publish failed");
+                        bump(&c.publish_errors, "publish_error");
+                    }
+                }
+            }
+            shared.outbound.release(released);
+            continue;
+        }
         if connected
             && failed.is_empty()
+            && pause.is_none()
             && in_flight.len() < durable::MAX_ACKS_IN_FLIGHT
             && let Some(mut msg) = shared.outbound.pop()
         {
@@ -986,7 +1054,7 @@ async fn send_loop(
                 },
                 _ => {
                     let seq = stamper.stamp(&msg.subject);
-                    msg.headers.insert(link::LINK, seq.as_str());
+                    msg.headers.insert(wire::name(link::LINK), seq);
                     let size = msg.size;
                     let subject = async_nats::Subject::from(msg.subject);
                     match client
@@ -1016,7 +1084,24 @@ async fn send_loop(
         // Re-checked at least every 20 ms while disconnected and every
         // 100 ms otherwise, so a reconnect or stop is never missed.
         let tick = if connected { 100 } else { 20 };
+        let wake =
+            pause.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(tick));
         tokio::select! {
+            biased;
+            () = shared.stop.notified(), if bus_open => {
+                // Export what was already published before shutdown.
+                bus_open = false;
+                while let Some(ev) = rx.try_recv() {
+                    events.push(ev);
+                }
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
+            n = rx.recv_many(&mut events, EXPORT_BATCH), if bus_open => {
+                if n == 0 {
+                    bus_open = false;
+                }
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
             Some((msg, res)) = in_flight.next(), if !in_flight.is_empty() => match res {
                 Ok(ack) => {
                     shared.outbound.release(msg.size);
@@ -1035,10 +1120,7 @@ async fn send_loop(
                     failed.push(msg);
                 }
             },
-            _ = tokio::time::timeout(
-                Duration::from_millis(tick),
-                shared.outbound.notify.notified(),
-            ) => {}
+            () = tokio::time::sleep_until(wake) => {}
         }
     }
 }
@@ -1135,7 +1217,6 @@ async fn durable_import_loop(
 
 struct Tasks {
     exporter: JoinHandle<()>,
-    sender: JoinHandle<()>,
     importer: JoinHandle<()>,
     durable_importer: Option<JoinHandle<()>>,
 }
@@ -1219,9 +1300,6 @@ impl Bridge {
         }
         self.shared.stop.notify_one();
         let _ = tasks.exporter.await;
-        self.shared.stopping.store(true, Ordering::Release);
-        self.shared.outbound.notify.notify_one();
-        let _ = tasks.sender.await;
         self.client.flush().await.map_err(ShutdownError::Flush)
     }
 }
@@ -1233,7 +1311,6 @@ impl Drop for Bridge {
         {
             tasks.importer.abort();
             tasks.exporter.abort();
-            tasks.sender.abort();
             if let Some(d) = tasks.durable_importer {
                 d.abort();
             }

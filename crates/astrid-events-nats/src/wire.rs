@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use astrid_events::{AstridEvent, EventMetadata, IpcMessage};
-use async_nats::HeaderMap;
+use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use uuid::Uuid;
 
@@ -184,21 +184,22 @@ pub fn encode(
     // Most events fit without growing the buffer.
     let mut body = Vec::with_capacity(512);
     serde_json::to_writer(&mut body, event).map_err(EncodeError::Json)?;
+    // Names from `name` (static, no allocation or validation per message).
     let mut h = HeaderMap::new();
-    h.insert(headers::ORIGIN_NODE, origin_node);
+    h.insert(name(headers::ORIGIN_NODE), origin_node);
     let mut id = Uuid::encode_buffer();
     h.insert(
-        headers::MSG_ID,
+        name(headers::MSG_ID),
         &*event.metadata().event_id.hyphenated().encode_lower(&mut id),
     );
     if let AstridEvent::Ipc { message, .. } = event {
-        h.insert(headers::ORIGIN_SEQ, message.seq.to_string());
+        h.insert(name(headers::ORIGIN_SEQ), message.seq.to_string());
         if let Some(p) = &message.principal {
-            h.insert(headers::PRINCIPAL, encode_principal(p));
+            h.insert(name(headers::PRINCIPAL), encode_principal(p));
         }
     }
     if let Some(k) = key_id {
-        h.insert(headers::KEY_ID, k.to_string());
+        h.insert(name(headers::KEY_ID), k.to_string());
     }
     Ok((h, Bytes::from(body)))
 }
@@ -213,6 +214,25 @@ pub fn encode(
 /// the same event for it; anything else (other variants, an error) goes
 /// through the derived impl, so results and errors are unchanged.
 pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
+    // The payload of the common `custom` shape is read without serde's
+    // buffering of the internally tagged `IpcPayload` (see `CustomWire`).
+    if contains(payload, br#""payload":{"type":"custom","data":"#)
+        && let Ok(w) = serde_json::from_slice::<IpcWire<CustomMessageWire>>(payload)
+    {
+        let m = w.message;
+        return Ok(AstridEvent::Ipc {
+            metadata: w.metadata,
+            message: IpcMessage {
+                topic: m.topic,
+                payload: IpcPayload::Custom { data: m.payload.0 },
+                signature: m.signature,
+                source_id: m.source_id,
+                timestamp: m.timestamp,
+                seq: m.seq,
+                principal: m.principal,
+            },
+        });
+    }
     if let Ok(w) = serde_json::from_slice::<IpcWire>(payload) {
         return Ok(AstridEvent::Ipc {
             metadata: w.metadata,
@@ -224,11 +244,95 @@ pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
 
 /// The fields of an IPC event; see [`decode_event`].
 #[derive(serde::Deserialize)]
-struct IpcWire {
+struct IpcWire<M = IpcMessage> {
     #[serde(rename = "type")]
     _tag: IpcTag,
     metadata: EventMetadata,
-    message: IpcMessage,
+    message: M,
+}
+
+/// Whether `needle` occurs in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(hay, needle).is_some()
+}
+
+/// [`IpcMessage`] with the same fields and serde attributes, except that the
+/// payload must be a [`CustomWire`]. Kept in step with `IpcMessage` by the
+/// test `ipc_fast_path_agrees_with_derived_decode`.
+#[derive(serde::Deserialize)]
+struct CustomMessageWire {
+    topic: String,
+    payload: CustomWire,
+    #[serde(default)]
+    signature: Option<Vec<u8>>,
+    source_id: Uuid,
+    #[serde(default = "chrono::Utc::now")]
+    timestamp: chrono::DateTime<chrono::Utc>,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    principal: Option<String>,
+}
+
+/// The data of an `IpcPayload::Custom` written as the serializer writes it:
+/// an object with the key `"type"` = `"custom"` first, then the key
+/// `"data"`, and nothing else (keys and tag compared unescaped). For that
+/// input the derived impl yields `Custom { data }` with the same value;
+/// anything else is an error here, and the caller falls back to the derived
+/// impl.
+struct CustomWire(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for CustomWire {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// Exactly one string: 0 = `type`, 1 = `custom`, 2 = `data`.
+        struct Exact<const K: u8>;
+        impl<'de, const K: u8> serde::Deserialize<'de> for Exact<K> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_str(Exact::<K>)
+            }
+        }
+        impl<const K: u8> serde::de::Visitor<'_> for Exact<K> {
+            type Value = Self;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an exact string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self, E> {
+                let want = match K {
+                    0 => "type",
+                    1 => "custom",
+                    _ => "data",
+                };
+                if v == want {
+                    Ok(self)
+                } else {
+                    Err(E::custom("not the fast-path shape"))
+                }
+            }
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CustomWire;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a custom IPC payload")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<CustomWire, A::Error> {
+                use serde::de::Error;
+                let shape = || A::Error::custom("not the fast-path shape");
+                m.next_key::<Exact<0>>()?.ok_or_else(shape)?;
+                m.next_value::<Exact<1>>()?;
+                m.next_key::<Exact<2>>()?.ok_or_else(shape)?;
+                let data = m.next_value::<serde_json::Value>()?;
+                if m.next_key::<serde::de::IgnoredAny>()?.is_some() {
+                    return Err(shape());
+                }
+                Ok(CustomWire(data))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// The tag `"ipc"`, as a JSON string only (a derived unit enum would also
@@ -255,11 +359,18 @@ impl<'de> serde::Deserialize<'de> for IpcTag {
     }
 }
 
-fn header<'a>(h: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
-    let mut all = h.get_all(name);
+/// The header name `n`, without the allocation and validation of a `&str`
+/// name (which `HeaderMap` does on every insert and lookup).
+#[inline]
+pub(crate) fn name(n: &'static str) -> HeaderName {
+    HeaderName::from_static(n)
+}
+
+fn header<'a>(h: &'a HeaderMap, n: &'static str) -> Result<Option<&'a str>, DecodeError> {
+    let mut all = h.get_all(name(n));
     let first = all.next();
     if all.next().is_some() {
-        return Err(DecodeError::BadHeader(name));
+        return Err(DecodeError::BadHeader(n));
     }
     Ok(first.map(|v| v.as_str()))
 }
@@ -464,6 +575,32 @@ mod tests {
             format!(r#"{{"type":"ipc","metadata":{md},"message":{msg}}} x"#),
             String::from("null"),
         ];
+        // Payload shapes around the `custom` fast path.
+        let p = r#""payload":{"type":"custom","data":{"secret":"s3cr3t"}}"#;
+        assert!(good.contains(p));
+        let custom = [
+            r#""payload":{"type":"custom","data":null}"#,
+            r#""payload":{"type":"custom","data":[1,-2,3.5e300,18446744073709551616,{"a":{"a":1,"a":2}}]}"#,
+            r#""payload":{"type":"custom","data":1,"x":2}"#,
+            r#""payload":{"type":"custom","data":1,"data":2}"#,
+            r#""payload":{"type":"custom","data":1,"type":"custom"}"#,
+            r#""payload":{"type":"custom","data":1,"type":"x"}"#,
+            r#""payload":{"type":"custom","\u0064ata":1}"#,
+            r#""payload":{"\u0074ype":"cust\u006fm","data":1}"#,
+            r#""payload":{"data":1,"type":"custom"}"#,
+            r#""payload":{"type":"custom"}"#,
+            r#""payload":{"type":"custom","data":}"#,
+            r#""payload":{"type":"custom","data":"\ud800"}"#,
+            r#""payload":{"type":"custom","data":1} "#,
+            r#""payload":{"type":"custom","data":1},"payload":{"type":"custom","data":1}"#,
+            r#""payload":{"type":"custom","data":{"type":"connect"}}"#,
+            r#""payload":{"type":"connect"}"#,
+            r#""payload":["custom",1]"#,
+        ];
+        let cases = cases
+            .into_iter()
+            .chain(custom.iter().map(|c| good.replace(p, c)))
+            .chain([good.replace(r#""seq":9"#, r#""seq":9,"seq":9"#)]);
         for case in cases {
             let derived = serde_json::from_str::<AstridEvent>(&case);
             let fast = decode_event(case.as_bytes());
