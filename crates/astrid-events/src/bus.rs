@@ -205,6 +205,7 @@ impl PublishedCounters {
         }
     }
 
+    #[inline]
     fn count(&self, event: &AstridEvent) {
         match event {
             AstridEvent::Ipc { .. } => self.ipc.increment(1),
@@ -336,8 +337,17 @@ impl EventBus {
     /// receivers, matching topic receivers and matching routes that queued
     /// it.
     #[inline]
-    pub fn publish(&self, event: AstridEvent) -> usize {
-        self.publish_reserved(event, &[])
+    pub fn publish(&self, mut event: AstridEvent) -> usize {
+        self.stamp(&mut event);
+        self.publish_arc(Arc::new(event), &[])
+    }
+
+    /// Gives an IPC event the next sequence number.
+    #[inline]
+    fn stamp(&self, event: &mut AstridEvent) {
+        if let AstridEvent::Ipc { message, .. } = event {
+            message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        }
     }
 
     /// The limiter `try_publish` consults and the rate it grants.
@@ -348,14 +358,11 @@ impl EventBus {
             .map(|l| (l.limiter.as_ref(), l.bytes_per_sec))
     }
 
-    /// `publish`, where `reserved` routes already hold room for the event.
+    /// `publish` of a stamped event, where `reserved` routes already hold
+    /// room for it.
     #[inline]
-    fn publish_reserved(&self, mut event: AstridEvent, reserved: &[Arc<Route>]) -> usize {
-        if let AstridEvent::Ipc { message, .. } = &mut event {
-            message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        }
+    fn publish_arc(&self, event: Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
         self.shared.published.count(&event);
-        let event = Arc::new(event);
         let indexed = matches!(event.as_ref(), AstridEvent::Ipc { .. })
             && self.shared.indexed.load(Ordering::Relaxed) > 0;
         if !indexed && self.shared.registry.len() == 0 {
@@ -500,7 +507,9 @@ impl EventBus {
                 }
             }
         }
-        let reached = self.publish_reserved(event, &held.routes);
+        let mut event = event;
+        self.stamp(&mut event);
+        let reached = self.publish_arc(Arc::new(event), &held.routes);
         // Consumed by the publish; nothing to give back.
         held.routes.clear();
         Ok(reached)

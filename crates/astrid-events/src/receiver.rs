@@ -139,6 +139,7 @@ impl EventReceiver {
     }
 
     /// Takes the next event if one is queued, without waiting.
+    #[inline]
     pub fn try_recv(&mut self) -> Option<Arc<AstridEvent>> {
         match &mut self.inner {
             Inner::All {
