@@ -53,7 +53,9 @@ struct Node<T> {
 /// The children of a node.
 #[derive(Debug)]
 struct Level<T> {
-    literal: HashMap<Box<str>, Node<T>>,
+    /// Boxed so a bucket is two words: most levels hold one or two children,
+    /// and the table allocates several buckets at its first insert.
+    literal: HashMap<Box<str>, Box<Node<T>>>,
     star: Option<Box<Node<T>>>,
 }
 
@@ -90,7 +92,7 @@ impl<T> Node<T> {
         } else {
             // Look up first so an existing segment costs no allocation.
             if !self.next.literal.contains_key(segment) {
-                self.next.literal.insert(segment.into(), Node::default());
+                self.next.literal.insert(segment.into(), Box::default());
             }
             self.next
                 .literal
@@ -148,7 +150,7 @@ impl<T> Node<T> {
             .next
             .literal
             .values()
-            .map(Node::count_nodes)
+            .map(|n| n.count_nodes())
             .sum::<usize>()
             + self.next.star.as_ref().map_or(0, |n| n.count_nodes())
     }
