@@ -670,9 +670,13 @@ impl BridgeBuilder {
         ));
         let s2 = Arc::clone(&shared);
         let importer = tokio::spawn(async move {
-            let mut merged = select_all(subs);
-            while let Some(msg) = merged.next().await {
-                s2.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
+            // Everything the subscriptions have ready is taken in one poll
+            // and imported before the task waits again.
+            let mut merged = select_all(subs).ready_chunks(IMPORT_BATCH);
+            while let Some(batch) = merged.next().await {
+                for msg in &batch {
+                    s2.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
+                }
             }
         });
         let durable_importer = consumer.map(|c| {
@@ -825,7 +829,7 @@ impl Shared {
             bump(&c.ignored_non_ipc, "ignored_non_ipc");
             return;
         }
-        let Ok(topic) = subject::subject_to_topic(&self.prefix, subject) else {
+        let Ok(topic) = subject::subject_to_topic_cow(&self.prefix, subject) else {
             bump(&c.rejected_malformed, "rejected_malformed");
             return;
         };
@@ -834,7 +838,7 @@ impl Shared {
         if path == Path::Core && self.durable_import && self.is_durable(&topic) {
             return;
         }
-        let decoded = match wire::decode(headers, payload) {
+        let (event, meta) = match wire::decode_ref(headers, payload) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: malformed import");
@@ -842,15 +846,15 @@ impl Shared {
                 return;
             }
         };
-        if decoded.meta.origin_node == self.node_id {
+        if meta.origin_node == self.node_id {
             bump(&c.echo_suppressed, "echo_suppressed");
             return;
         }
-        let AstridEvent::Ipc { message, .. } = &decoded.event else {
+        let AstridEvent::Ipc { message, .. } = &event else {
             bump(&c.ignored_non_ipc, "ignored_non_ipc");
             return;
         };
-        if message.topic != topic {
+        if *message.topic != *topic {
             bump(&c.rejected_malformed, "rejected_malformed");
             return;
         }
@@ -863,19 +867,13 @@ impl Shared {
             return;
         }
         let must_verify = message.signature.is_some() || !self.allow_unsigned;
-        if must_verify
-            && let Err(e) = self.trusted.verify(
-                &decoded.meta.origin_node,
-                decoded.meta.key_id.as_deref(),
-                message,
-            )
-        {
-            tracing::debug!(error = %e, origin = %decoded.meta.origin_node,
+        if must_verify && let Err(e) = self.trusted.verify(meta.origin_node, meta.key_id, message) {
+            tracing::debug!(error = %e, origin = %meta.origin_node,
                 "astrid-events-nats: import rejected");
             bump(&c.rejected_signature, "rejected_signature");
             return;
         }
-        let id = decoded.event.metadata().event_id;
+        let id = event.metadata().event_id;
         if path == Path::Durable {
             let mut seen = lock(&self.durable_seen);
             if seen.contains(&id) {
@@ -889,7 +887,7 @@ impl Shared {
         lock(&self.imported_ids).insert(id);
         // Counted first, so a receiver that got the event sees it counted.
         bump(&c.imported, "imported");
-        self.bus.publish(decoded.event);
+        self.bus.publish(event);
     }
 }
 
@@ -916,6 +914,9 @@ pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError>
         Err(e) => Err(e),
     }
 }
+
+/// Most core messages the importer takes from its subscriptions at once.
+const IMPORT_BATCH: usize = 64;
 
 /// Most core messages the exporter takes from the buffer at once.
 const SEND_BATCH: usize = 64;

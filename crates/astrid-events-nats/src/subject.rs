@@ -24,6 +24,7 @@
 //! pattern segment is encoded like a topic segment. A bus pattern that is
 //! exactly `*` matches one-segment topics and maps to `<prefix>.*`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Marker that starts an encoded token.
@@ -97,13 +98,13 @@ fn push_segment(out: &mut String, segment: &str) {
 }
 
 /// Decodes one NATS token back into a topic segment.
-fn decode_token(token: &str) -> Result<String, SubjectError> {
+fn decode_token(token: &str) -> Result<Cow<'_, str>, SubjectError> {
     if token.is_empty() {
         return Err(SubjectError::EmptyToken);
     }
     let Some(hex) = token.strip_prefix(MARKER) else {
         return if is_literal_segment(token) {
-            Ok(token.to_owned())
+            Ok(Cow::Borrowed(token))
         } else {
             Err(SubjectError::InvalidToken)
         };
@@ -113,7 +114,7 @@ fn decode_token(token: &str) -> Result<String, SubjectError> {
     if is_literal_segment(&segment) {
         return Err(SubjectError::NonCanonical);
     }
-    Ok(segment)
+    Ok(Cow::Owned(segment))
 }
 
 /// Maps a concrete bus topic to the NATS subject `<prefix>.<encoded segments>`.
@@ -133,11 +134,25 @@ pub fn topic_to_subject(prefix: &str, topic: &str) -> Result<String, SubjectErro
 
 /// Maps a NATS subject produced by [`topic_to_subject`] back to the topic.
 pub fn subject_to_topic(prefix: &str, subject: &str) -> Result<String, SubjectError> {
+    subject_to_topic_cow(prefix, subject).map(Cow::into_owned)
+}
+
+/// [`subject_to_topic`], borrowing from `subject` when every token is carried
+/// literally (the common case: then the topic is the rest of the subject as
+/// is, and nothing is allocated).
+pub(crate) fn subject_to_topic_cow<'a>(
+    prefix: &str,
+    subject: &'a str,
+) -> Result<Cow<'a, str>, SubjectError> {
     validate_prefix(prefix)?;
     let rest = subject
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('.'))
         .ok_or(SubjectError::NotUnderPrefix)?;
+    // Literal tokens hold no `.` or `~`, so they decode to themselves.
+    if rest.split('.').all(is_literal_segment) {
+        return Ok(Cow::Borrowed(rest));
+    }
     let mut topic = String::with_capacity(rest.len());
     for (i, token) in rest.split('.').enumerate() {
         if i > 0 {
@@ -145,7 +160,7 @@ pub fn subject_to_topic(prefix: &str, subject: &str) -> Result<String, SubjectEr
         }
         topic.push_str(&decode_token(token)?);
     }
-    Ok(topic)
+    Ok(Cow::Owned(topic))
 }
 
 /// Maps a bus topic pattern to a NATS subscription subject.

@@ -11,6 +11,7 @@
 //! starts with `~`) is sent as `~` followed by the lowercase hex of its UTF-8
 //! bytes.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
@@ -162,11 +163,16 @@ pub fn encode_principal(p: &str) -> String {
 
 /// Principal from its header form; `None` if malformed or non-canonical.
 pub fn decode_principal(h: &str) -> Option<String> {
+    decode_principal_cow(h).map(Cow::into_owned)
+}
+
+/// [`decode_principal`], borrowing a plain header value.
+fn decode_principal_cow(h: &str) -> Option<Cow<'_, str>> {
     match h.strip_prefix('~') {
-        None => is_plain_header_value(h).then(|| h.to_owned()),
+        None => is_plain_header_value(h).then_some(Cow::Borrowed(h)),
         Some(hx) => {
             let p = String::from_utf8(hex::from_hex(hx)?).ok()?;
-            (!is_plain_header_value(&p)).then_some(p)
+            (!is_plain_header_value(&p)).then_some(Cow::Owned(p))
         }
     }
 }
@@ -377,6 +383,33 @@ fn header<'a>(h: &'a HeaderMap, n: &'static str) -> Result<Option<&'a str>, Deco
 
 /// Decodes a wire message.
 pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeError> {
+    let (event, m) = decode_ref(h, payload)?;
+    Ok(Decoded {
+        event,
+        meta: WireMeta {
+            origin_node: m.origin_node.to_owned(),
+            principal: m.principal.map(Cow::into_owned),
+            origin_seq: m.origin_seq,
+            msg_id: m.msg_id.to_owned(),
+            key_id: m.key_id.map(str::to_owned),
+        },
+    })
+}
+
+/// [`WireMeta`] borrowing the header values.
+pub(crate) struct WireMetaRef<'a> {
+    pub(crate) origin_node: &'a str,
+    pub(crate) principal: Option<Cow<'a, str>>,
+    pub(crate) origin_seq: Option<u64>,
+    pub(crate) msg_id: &'a str,
+    pub(crate) key_id: Option<&'a str>,
+}
+
+/// [`decode`] without copying the header values (same checks, same errors).
+pub(crate) fn decode_ref<'a>(
+    h: Option<&'a HeaderMap>,
+    payload: &[u8],
+) -> Result<(AstridEvent, WireMetaRef<'a>), DecodeError> {
     let h = h.ok_or(DecodeError::NoHeaders)?;
     let origin_node =
         header(h, headers::ORIGIN_NODE)?.ok_or(DecodeError::MissingHeader(headers::ORIGIN_NODE))?;
@@ -385,7 +418,7 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
     }
     let msg_id = header(h, headers::MSG_ID)?.ok_or(DecodeError::MissingHeader(headers::MSG_ID))?;
     let principal = header(h, headers::PRINCIPAL)?
-        .map(|p| decode_principal(p).ok_or(DecodeError::BadHeader(headers::PRINCIPAL)))
+        .map(|p| decode_principal_cow(p).ok_or(DecodeError::BadHeader(headers::PRINCIPAL)))
         .transpose()?;
     let origin_seq = header(h, headers::ORIGIN_SEQ)?
         .map(|s| {
@@ -393,7 +426,7 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
                 .map_err(|_| DecodeError::BadHeader(headers::ORIGIN_SEQ))
         })
         .transpose()?;
-    let key_id = header(h, headers::KEY_ID)?.map(str::to_owned);
+    let key_id = header(h, headers::KEY_ID)?;
 
     let event = decode_event(payload)?;
     let mut id = Uuid::encode_buffer();
@@ -406,22 +439,22 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
             Some(s) if s != message.seq => return Err(DecodeError::Mismatch(headers::ORIGIN_SEQ)),
             Some(_) => {}
         }
-        if principal != message.principal {
+        if principal.as_deref() != message.principal.as_deref() {
             return Err(DecodeError::Mismatch(headers::PRINCIPAL));
         }
     } else if principal.is_some() || origin_seq.is_some() {
         return Err(DecodeError::Mismatch(headers::PRINCIPAL));
     }
-    Ok(Decoded {
+    Ok((
         event,
-        meta: WireMeta {
-            origin_node: origin_node.to_owned(),
+        WireMetaRef {
+            origin_node,
             principal,
             origin_seq,
-            msg_id: msg_id.to_owned(),
+            msg_id,
             key_id,
         },
-    })
+    ))
 }
 
 #[cfg(test)]
