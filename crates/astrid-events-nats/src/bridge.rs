@@ -953,6 +953,33 @@ type AckResult = (
     Result<PublishAck, async_nats::jetstream::context::PublishError>,
 );
 
+/// Sends one core (non-durable) message: stamps its link sequence, publishes
+/// it, counts the outcome. Returns the bytes it was charged to the buffer,
+/// for the caller to release.
+async fn send_core(
+    client: &Client,
+    stamper: &mut LinkStamper,
+    c: &Counters,
+    mut msg: Outgoing,
+) -> usize {
+    let seq = stamper.stamp(&msg.subject);
+    msg.headers.insert(wire::name(link::LINK), seq);
+    let size = msg.size;
+    let subject = async_nats::Subject::from(msg.subject);
+    match client
+        .publish_with_headers(subject.clone(), msg.headers, msg.payload)
+        .await
+    {
+        Ok(()) => bump(&c.exported, "exported"),
+        Err(e) => {
+            stamper.unstamp(&subject);
+            tracing::warn!(error = %e, "astrid-events-nats: publish failed");
+            bump(&c.publish_errors, "publish_error");
+        }
+    }
+    size
+}
+
 /// The exporter: takes local events from the bus, encodes them into the
 /// outbound buffer and hands buffered exports to NATS while connected (one
 /// task, so no hand-off between taking and sending): core messages with a
@@ -1012,28 +1039,14 @@ async fn export_loop(
         }
         if !core.is_empty() {
             let mut released = 0;
-            while let Some(mut msg) = core.pop_front() {
+            while let Some(msg) = core.pop_front() {
                 if client.connection_state() != State::Connected {
                     // Not handed to NATS while it is down: back in the buffer.
                     core.push_front(msg);
                     shared.outbound.requeue_front(core.drain(..).collect());
                     break;
                 }
-                let seq = stamper.stamp(&msg.subject);
-                msg.headers.insert(wire::name(link::LINK), seq);
-                released += msg.size;
-                let subject = async_nats::Subject::from(msg.subject);
-                match client
-                    .publish_with_headers(subject.clone(), msg.headers, msg.payload)
-                    .await
-                {
-                    Ok(()) => bump(&c.exported, "exported"),
-                    Err(e) => {
-                        stamper.unstamp(&subject);
-                        tracing::warn!(error = %e, "astrid-events-nats: publish failed");
-                        bump(&c.publish_errors, "publish_error");
-                    }
-                }
+                released += send_core(&client, &mut stamper, c, msg).await;
             }
             shared.outbound.release(released);
             continue;
@@ -1042,7 +1055,7 @@ async fn export_loop(
             && failed.is_empty()
             && pause.is_none()
             && in_flight.len() < durable::MAX_ACKS_IN_FLIGHT
-            && let Some(mut msg) = shared.outbound.pop()
+            && let Some(msg) = shared.outbound.pop()
         {
             match (&js, msg.durable) {
                 (Some(js), true) => match send_durable(js, &msg).await {
@@ -1054,21 +1067,7 @@ async fn export_loop(
                     Err(_) => failed.push(msg),
                 },
                 _ => {
-                    let seq = stamper.stamp(&msg.subject);
-                    msg.headers.insert(wire::name(link::LINK), seq);
-                    let size = msg.size;
-                    let subject = async_nats::Subject::from(msg.subject);
-                    match client
-                        .publish_with_headers(subject.clone(), msg.headers, msg.payload)
-                        .await
-                    {
-                        Ok(()) => bump(&c.exported, "exported"),
-                        Err(e) => {
-                            stamper.unstamp(&subject);
-                            tracing::warn!(error = %e, "astrid-events-nats: publish failed");
-                            bump(&c.publish_errors, "publish_error");
-                        }
-                    }
+                    let size = send_core(&client, &mut stamper, c, msg).await;
                     shared.outbound.release(size);
                 }
             }
