@@ -337,17 +337,24 @@ impl EventBus {
     /// receivers, matching topic receivers and matching routes that queued
     /// it.
     #[inline]
-    pub fn publish(&self, mut event: AstridEvent) -> usize {
-        self.stamp(&mut event);
-        self.publish_arc(Arc::new(event), &[])
+    pub fn publish(&self, event: AstridEvent) -> usize {
+        self.publish_arc(self.stamped(event), &[])
     }
 
-    /// Gives an IPC event the next sequence number.
+    /// `event` in its `Arc`, an IPC event with the next sequence number.
+    ///
+    /// The number is written into the fresh allocation through
+    /// `Arc::get_mut`, not into `event` before the move: a write just before
+    /// the move costs an extra copy of the whole event (and a stalled
+    /// store-to-load forward), about a third of a plain publish.
     #[inline]
-    fn stamp(&self, event: &mut AstridEvent) {
-        if let AstridEvent::Ipc { message, .. } = event {
+    fn stamped(&self, event: AstridEvent) -> Arc<AstridEvent> {
+        let mut event = Arc::new(event);
+        // Always `Some`: nobody else holds the `Arc` yet.
+        if let Some(AstridEvent::Ipc { message, .. }) = Arc::get_mut(&mut event) {
             message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
         }
+        event
     }
 
     /// The limiter `try_publish` consults and the rate it grants.
@@ -507,9 +514,7 @@ impl EventBus {
                 }
             }
         }
-        let mut event = event;
-        self.stamp(&mut event);
-        let reached = self.publish_arc(Arc::new(event), &held.routes);
+        let reached = self.publish_arc(self.stamped(event), &held.routes);
         // Consumed by the publish; nothing to give back.
         held.routes.clear();
         Ok(reached)
