@@ -36,6 +36,7 @@ pub struct EventMetadata {
     /// Identifier of this particular event.
     pub event_id: Uuid,
     /// Moment the event was created (UTC).
+    #[serde(with = "crate::timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Shared id tying together events that belong to one logical operation.
     pub correlation_id: Option<Uuid>,

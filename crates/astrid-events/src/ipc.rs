@@ -41,7 +41,7 @@ pub struct IpcMessage {
     /// Id of the publishing capsule or agent.
     pub source_id: Uuid,
     /// When the message was created; the current time if missing on input.
-    #[serde(default = "Utc::now")]
+    #[serde(default = "Utc::now", with = "crate::timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Sequence number stamped by the bus at publish time; 0 if missing.
     #[serde(default)]

@@ -24,6 +24,7 @@ pub mod ipc;
 pub mod llm;
 #[cfg(feature = "runtime")]
 pub mod rate_limiter;
+mod timestamp;
 mod topic;
 pub mod validate;
 
