@@ -811,14 +811,12 @@ impl Shared {
     /// Checks one NATS message and publishes it into the local bus.
     fn import(&self, subject: &str, headers: Option<&HeaderMap>, payload: &[u8], path: Path) {
         let c = &self.counters;
+        let raw = headers.map(wire::RawHeaders::scan);
         if path == Path::Core
-            && let Some(h) = headers
-            && let (Some(origin), Some(seq)) = (
-                h.get(wire::name(wire::headers::ORIGIN_NODE)),
-                h.get(wire::name(link::LINK)),
-            )
+            && let Some(h) = &raw
+            && let (Some(origin), Some(seq)) = (h.origin_node(), h.link)
         {
-            let lost = lock(&self.links).observe(origin.as_str(), subject, seq.as_str());
+            let lost = lock(&self.links).observe(origin, subject, seq);
             if lost > 0 {
                 c.lost_in_transit.fetch_add(lost, Ordering::Relaxed);
                 metrics::counter!("astrid_nats_bridge_events_total", "outcome" => "lost_in_transit")
@@ -838,7 +836,11 @@ impl Shared {
         if path == Path::Core && self.durable_import && self.is_durable(&topic) {
             return;
         }
-        let (event, meta) = match wire::decode_ref(headers, payload) {
+        let decoded = match &raw {
+            Some(h) => wire::decode_ref(h, payload),
+            None => Err(wire::DecodeError::NoHeaders),
+        };
+        let (event, meta) = match decoded {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: malformed import");

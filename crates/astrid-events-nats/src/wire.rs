@@ -13,10 +13,12 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::LazyLock;
 
 use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
+use memchr::memmem;
 use uuid::Uuid;
 
 use crate::hex;
@@ -222,7 +224,7 @@ pub fn encode(
 pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
     // The payload of the common `custom` shape is read without serde's
     // buffering of the internally tagged `IpcPayload` (see `CustomWire`).
-    if contains(payload, br#""payload":{"type":"custom","data":"#)
+    if CUSTOM_PAYLOAD.find(payload).is_some()
         && let Ok(w) = serde_json::from_slice::<IpcWire<CustomMessageWire>>(payload)
     {
         let m = w.message;
@@ -257,10 +259,10 @@ struct IpcWire<M = IpcMessage> {
     message: M,
 }
 
-/// Whether `needle` occurs in `hay`.
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(hay, needle).is_some()
-}
+/// Finds the start of a `custom` payload (built once: building a finder
+/// costs more than a search).
+static CUSTOM_PAYLOAD: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(br#""payload":{"type":"custom","data":"#));
 
 /// [`IpcMessage`] with the same fields and serde attributes, except that the
 /// payload must be a [`CustomWire`]. Kept in step with `IpcMessage` by the
@@ -272,7 +274,7 @@ struct CustomMessageWire {
     #[serde(default)]
     signature: Option<Vec<u8>>,
     source_id: Uuid,
-    #[serde(default = "chrono::Utc::now")]
+    #[serde(default = "chrono::Utc::now", with = "astrid_events::timestamp")]
     timestamp: chrono::DateTime<chrono::Utc>,
     #[serde(default)]
     seq: u64,
@@ -372,18 +374,78 @@ pub(crate) fn name(n: &'static str) -> HeaderName {
     HeaderName::from_static(n)
 }
 
-fn header<'a>(h: &'a HeaderMap, n: &'static str) -> Result<Option<&'a str>, DecodeError> {
-    let mut all = h.get_all(name(n));
-    let first = all.next();
-    if all.next().is_some() {
-        return Err(DecodeError::BadHeader(n));
+/// The bridge's header values of one message, found in one pass over the
+/// map (a message has a handful of headers: a pass compares a few names,
+/// where a lookup per name hashes each one).
+#[derive(Default)]
+pub(crate) struct RawHeaders<'a> {
+    origin_node: Option<&'a str>,
+    principal: Option<&'a str>,
+    origin_seq: Option<&'a str>,
+    msg_id: Option<&'a str>,
+    key_id: Option<&'a str>,
+    /// The link sequence (see `link`), first value.
+    pub(crate) link: Option<&'a str>,
+    /// The first header given more than once, other than the link sequence.
+    repeated: Option<&'static str>,
+}
+
+impl<'a> RawHeaders<'a> {
+    /// Reads the bridge's headers of `h`.
+    pub(crate) fn scan(h: &'a HeaderMap) -> Self {
+        const NAMES: [(HeaderName, &str); 5] = [
+            (
+                HeaderName::from_static(headers::ORIGIN_NODE),
+                headers::ORIGIN_NODE,
+            ),
+            (HeaderName::from_static(headers::MSG_ID), headers::MSG_ID),
+            (
+                HeaderName::from_static(headers::ORIGIN_SEQ),
+                headers::ORIGIN_SEQ,
+            ),
+            (
+                HeaderName::from_static(headers::PRINCIPAL),
+                headers::PRINCIPAL,
+            ),
+            (HeaderName::from_static(headers::KEY_ID), headers::KEY_ID),
+        ];
+        const LINK: HeaderName = HeaderName::from_static(crate::link::LINK);
+        let mut raw = Self::default();
+        for (n, values) in h.iter() {
+            let Some(first) = values.first().map(|v| v.as_str()) else {
+                continue;
+            };
+            if *n == LINK {
+                raw.link = Some(first);
+                continue;
+            }
+            let Some(i) = NAMES.iter().position(|(known, _)| known == n) else {
+                continue;
+            };
+            if values.len() > 1 {
+                raw.repeated.get_or_insert(NAMES[i].1);
+            }
+            *[
+                &mut raw.origin_node,
+                &mut raw.msg_id,
+                &mut raw.origin_seq,
+                &mut raw.principal,
+                &mut raw.key_id,
+            ][i] = Some(first);
+        }
+        raw
     }
-    Ok(first.map(|v| v.as_str()))
+
+    /// The origin node header, as sent.
+    pub(crate) fn origin_node(&self) -> Option<&'a str> {
+        self.origin_node
+    }
 }
 
 /// Decodes a wire message.
 pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeError> {
-    let (event, m) = decode_ref(h, payload)?;
+    let raw = RawHeaders::scan(h.ok_or(DecodeError::NoHeaders)?);
+    let (event, m) = decode_ref(&raw, payload)?;
     Ok(Decoded {
         event,
         meta: WireMeta {
@@ -405,28 +467,36 @@ pub(crate) struct WireMetaRef<'a> {
     pub(crate) key_id: Option<&'a str>,
 }
 
-/// [`decode`] without copying the header values (same checks, same errors).
+/// [`decode`] of headers already scanned, without copying their values
+/// (same checks, same errors).
 pub(crate) fn decode_ref<'a>(
-    h: Option<&'a HeaderMap>,
+    h: &RawHeaders<'a>,
     payload: &[u8],
 ) -> Result<(AstridEvent, WireMetaRef<'a>), DecodeError> {
-    let h = h.ok_or(DecodeError::NoHeaders)?;
-    let origin_node =
-        header(h, headers::ORIGIN_NODE)?.ok_or(DecodeError::MissingHeader(headers::ORIGIN_NODE))?;
+    if let Some(n) = h.repeated {
+        return Err(DecodeError::BadHeader(n));
+    }
+    let origin_node = h
+        .origin_node
+        .ok_or(DecodeError::MissingHeader(headers::ORIGIN_NODE))?;
     if !is_valid_node_id(origin_node) {
         return Err(DecodeError::BadHeader(headers::ORIGIN_NODE));
     }
-    let msg_id = header(h, headers::MSG_ID)?.ok_or(DecodeError::MissingHeader(headers::MSG_ID))?;
-    let principal = header(h, headers::PRINCIPAL)?
+    let msg_id = h
+        .msg_id
+        .ok_or(DecodeError::MissingHeader(headers::MSG_ID))?;
+    let principal = h
+        .principal
         .map(|p| decode_principal_cow(p).ok_or(DecodeError::BadHeader(headers::PRINCIPAL)))
         .transpose()?;
-    let origin_seq = header(h, headers::ORIGIN_SEQ)?
+    let origin_seq = h
+        .origin_seq
         .map(|s| {
             s.parse::<u64>()
                 .map_err(|_| DecodeError::BadHeader(headers::ORIGIN_SEQ))
         })
         .transpose()?;
-    let key_id = header(h, headers::KEY_ID)?;
+    let key_id = h.key_id;
 
     let event = decode_event(payload)?;
     let mut id = Uuid::encode_buffer();

@@ -24,7 +24,7 @@ pub mod ipc;
 pub mod llm;
 #[cfg(feature = "runtime")]
 pub mod rate_limiter;
-mod timestamp;
+pub mod timestamp;
 mod topic;
 pub mod validate;
 

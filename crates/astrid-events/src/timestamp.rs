@@ -1,5 +1,7 @@
 //! The JSON text of event timestamps (`EventMetadata::timestamp` and
-//! `IpcMessage::timestamp`), used through `#[serde(with = ...)]`.
+//! `IpcMessage::timestamp`), for `#[serde(with = "astrid_events::timestamp")]`
+//! on a field of type `DateTime<Utc>` (types that mirror the event's fields
+//! use it to read and write them the same way).
 //!
 //! The text and the values are chrono's (RFC 3339 in UTC with `Z`, the
 //! fraction in 0, 3, 6 or 9 digits, as chrono's `AutoSi` writes it), but the
@@ -23,7 +25,7 @@ use serde::{Deserializer, Serialize, Serializer, de};
 const MAX_LEN: usize = 30;
 
 /// Serializes like chrono's `impl Serialize for DateTime<Utc>`.
-pub(crate) fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     let mut buf = [0u8; MAX_LEN];
     if let Some(n) = write(ts, &mut buf)
         && let Ok(text) = std::str::from_utf8(&buf[..n])
@@ -34,7 +36,7 @@ pub(crate) fn serialize<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok
 }
 
 /// Deserializes like chrono's `impl Deserialize for DateTime<Utc>`.
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
     d.deserialize_str(Visitor)
 }
 
