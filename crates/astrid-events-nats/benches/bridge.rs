@@ -3,7 +3,10 @@
 //! * Throughput: bus A exports small IPC events to bus B (a receiver there
 //!   counts them) vs a bare publisher sending the same encoded bytes and
 //!   headers to a bare subscriber. Both are closed-loop with the same window
-//!   of messages in flight, so neither side overruns a buffer.
+//!   of messages in flight, so neither side overruns a buffer. One run of
+//!   either takes well under a second, so a scheduling hiccup moves it a
+//!   lot: the two alternate for `ROUNDS` rounds (`BRIDGE_BENCH_ROUNDS`), and
+//!   the ratio reported is the median of the per-round ratios.
 //! * Latency: a ping exported by A, imported by B, answered by a task on B
 //!   with a pong that B exports and A imports (two bridge hops each way) vs a
 //!   bare NATS request to a bare responder. Sequential round trips, recorded
@@ -30,6 +33,10 @@ use uuid::Uuid;
 const MESSAGES: u64 = 50_000;
 /// Messages in flight (sent, not yet received) at most.
 const WINDOW: usize = 512;
+/// Alternating bare / bridge throughput rounds.
+const ROUNDS: usize = 7;
+/// Events of the signed run (ed25519 is ~40x slower; fewer suffice).
+const SIGNED_MESSAGES: u64 = 10_000;
 /// Round trips per latency run (after `WARMUP`).
 const ROUND_TRIPS: u64 = 3_000;
 const WARMUP: u64 = 300;
@@ -100,6 +107,7 @@ async fn wait_window(window: &Semaphore) {
 }
 
 async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
+    let messages = if signed { SIGNED_MESSAGES } else { MESSAGES };
     let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
     let key = NodeSigner::from_secret_bytes(&[7; 32]);
     let mut trusted = TrustedKeys::new();
@@ -120,7 +128,7 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     let w = Arc::clone(&win);
     let counter = tokio::spawn(async move {
         let (mut n, mut lag) = (0, 0);
-        while n < MESSAGES {
+        while n < messages {
             let Some(_) = rx.recv().await else { break };
             n += 1;
             w.add_permits(1);
@@ -128,7 +136,7 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
         }
         lag
     });
-    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
+    let events: Vec<AstridEvent> = (0..messages).map(|i| event("bench.tool.call", i)).collect();
     let start = Instant::now();
     for ev in events {
         wait_window(&win).await;
@@ -140,7 +148,7 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     let lost = lag + sa.export_lagged + sa.dropped_buffer_full + sb.lost_in_transit;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
-    (MESSAGES as f64 / secs, lost)
+    (messages as f64 / secs, lost)
 }
 
 async fn bare_throughput(url: &str) -> f64 {
@@ -273,8 +281,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // `BRIDGE_BENCH_ONLY=unsigned|signed|bare|latency` runs one part (for
-    // profiling).
+    let rounds = std::env::var("BRIDGE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(ROUNDS)
+        .max(1);
+    // `BRIDGE_BENCH_ONLY=unsigned|signed|bare|ratio|latency` runs one part
+    // (for profiling; `ratio` runs only the alternating throughput rounds).
     if let Ok(only) = std::env::var("BRIDGE_BENCH_ONLY") {
         rt.block_on(async {
             match only.as_str() {
@@ -283,6 +296,22 @@ fn main() {
                     println!("bridge {only}: {r:.0} msg/s (lost {lost})");
                 }
                 "bare" => println!("bare: {:.0} msg/s", bare_throughput(&url).await),
+                "ratio" => {
+                    let mut ratios = Vec::new();
+                    for _ in 0..rounds {
+                        let bare = bare_throughput(&url).await;
+                        let (bridge, _) = bridge_throughput(&url, false).await;
+                        ratios.push(bridge / bare);
+                    }
+                    ratios.sort_by(f64::total_cmp);
+                    let pct: Vec<String> =
+                        ratios.iter().map(|r| format!("{:.1}", 100.0 * r)).collect();
+                    println!(
+                        "bridge / bare %: median {:.1} (sorted: {})",
+                        100.0 * ratios[ratios.len() / 2],
+                        pct.join(" ")
+                    );
+                }
                 _ => {
                     let h = bridge_latency(&url).await;
                     println!(
@@ -302,19 +331,36 @@ fn main() {
         };
         println!(
             "astrid-events-nats bridge bench: {MESSAGES} events of {event_bytes} B JSON \
-             (+~{header_bytes} B headers), window {WINDOW}, {ROUND_TRIPS} round trips, \
-             {threads} runtime threads"
+             (+~{header_bytes} B headers), window {WINDOW}, {rounds} alternating rounds, \
+             {ROUND_TRIPS} round trips, {threads} runtime threads"
         );
-        let bare = bare_throughput(&url).await;
-        let (unsigned, lost_u) = bridge_throughput(&url, false).await;
+        let mut rows = Vec::with_capacity(rounds);
+        let mut lost_u = 0;
+        for round in 1..=rounds {
+            let bare = bare_throughput(&url).await;
+            let (unsigned, lost) = bridge_throughput(&url, false).await;
+            lost_u += lost;
+            println!(
+                "round {round}: bare {bare:>8.0} msg/s, bridge {unsigned:>8.0} msg/s = {:>5.1} %",
+                100.0 * unsigned / bare
+            );
+            rows.push((bare, unsigned));
+        }
         let (signed, lost_s) = bridge_throughput(&url, true).await;
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let bare = median(rows.iter().map(|r| r.0).collect());
+        let unsigned = median(rows.iter().map(|r| r.1).collect());
+        let ratio = median(rows.iter().map(|r| r.1 / r.0).collect());
         println!();
-        println!("| throughput                      | msg/s      | vs bare |");
+        println!("| throughput (median of {rounds})      | msg/s      | vs bare |");
         println!("|---------------------------------|-----------:|--------:|");
         println!("| bare async-nats pub -> sub      | {bare:>10.0} |  100 %  |");
         println!(
             "| bridge, unsigned (lost {lost_u:>3})     | {unsigned:>10.0} | {:>5.1} % |",
-            100.0 * unsigned / bare
+            100.0 * ratio
         );
         println!(
             "| bridge, ed25519 signed (lost {lost_s:>3}) | {signed:>10.0} | {:>5.1} % |",
