@@ -1010,6 +1010,11 @@ async fn export_loop(
     // refusing server is not hammered).
     let mut pause: Option<tokio::time::Instant> = None;
     let mut core: VecDeque<Outgoing> = VecDeque::with_capacity(SEND_BATCH);
+    // One timer for the whole loop, moved only when its deadline changes (a
+    // fresh timer per wait costs a timer-wheel insert and removal each time).
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
+    let mut next_tick = tokio::time::Instant::now();
     loop {
         if bus_open {
             // What the bus has ready, without waiting.
@@ -1085,9 +1090,15 @@ async fn export_loop(
         }
         // Re-checked at least every 20 ms while disconnected and every
         // 100 ms otherwise, so a reconnect or stop is never missed.
-        let tick = if connected { 100 } else { 20 };
-        let wake =
-            pause.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(tick));
+        let now = tokio::time::Instant::now();
+        let period = Duration::from_millis(if connected { 100 } else { 20 });
+        if next_tick <= now || next_tick > now + period {
+            next_tick = now + period;
+        }
+        let wake = pause.map_or(next_tick, |p| p.min(next_tick));
+        if tick.deadline() != wake {
+            tick.as_mut().reset(wake);
+        }
         tokio::select! {
             biased;
             () = shared.stop.notified(), if bus_open => {
@@ -1122,7 +1133,7 @@ async fn export_loop(
                     failed.push(msg);
                 }
             },
-            () = tokio::time::sleep_until(wake) => {}
+            () = &mut tick => {}
         }
     }
 }
