@@ -670,13 +670,12 @@ impl BridgeBuilder {
         ));
         let s2 = Arc::clone(&shared);
         let importer = tokio::spawn(async move {
-            // Everything the subscriptions have ready is taken in one poll
-            // and imported before the task waits again.
-            let mut merged = select_all(subs).ready_chunks(IMPORT_BATCH);
-            while let Some(batch) = merged.next().await {
-                for msg in &batch {
-                    s2.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
-                }
+            // One message at a time: a ready message is taken without a
+            // wakeup anyway, and batching through `ready_chunks` allocated a
+            // 64-message vector (~12 KiB) per batch.
+            let mut merged = select_all(subs);
+            while let Some(msg) = merged.next().await {
+                s2.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
             }
         });
         let durable_importer = consumer.map(|c| {
@@ -916,9 +915,6 @@ pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError>
         Err(e) => Err(e),
     }
 }
-
-/// Most core messages the importer takes from its subscriptions at once.
-const IMPORT_BATCH: usize = 64;
 
 /// Most core messages the exporter takes from the buffer at once.
 const SEND_BATCH: usize = 64;
