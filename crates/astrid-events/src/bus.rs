@@ -17,6 +17,7 @@
 //! every receiver (they drain what is queued, then return `None`) and drops
 //! the synchronous subscribers.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -154,6 +155,14 @@ impl EventBusBuilder {
         }
     }
 }
+
+thread_local! {
+    /// Scratch list of the targets of one publish (see `deliver_indexed`).
+    static TARGETS: Cell<Vec<Target>> = const { Cell::new(Vec::new()) };
+}
+
+/// Largest scratch list kept between publishes (a huge fan-out allocates).
+const MAX_KEPT_TARGETS: usize = 1024;
 
 /// One entry of the topic index.
 #[derive(Clone)]
@@ -390,13 +399,16 @@ impl EventBus {
             return 0;
         };
         let mut size = None;
-        let targets = {
+        // This thread's reused list (so a publish allocates none); taken, not
+        // borrowed, so a nested publish on this thread just starts a new one.
+        let mut targets = TARGETS.take();
+        {
             let index = self.shared.index.read();
             if index.len() == 0 {
+                TARGETS.set(targets);
                 return 0;
             }
             let mut retain = false;
-            let mut targets = Vec::new();
             index.for_each_match(&message.topic, |t| match t {
                 Target::Retain => retain = true,
                 other => targets.push(other.clone()),
@@ -406,8 +418,7 @@ impl EventBus {
                 let size = *size.get_or_insert_with(|| ipc_size_of(event));
                 store.lock().store(&message.topic, event, size);
             }
-            targets
-        };
+        }
         let mut reached = 0;
         for target in &targets {
             match target {
@@ -425,6 +436,11 @@ impl EventBus {
                 }
                 Target::Retain => {}
             }
+        }
+        // Emptied before it is kept: it must not hold receivers alive.
+        targets.clear();
+        if targets.capacity() <= MAX_KEPT_TARGETS {
+            TARGETS.set(targets);
         }
         reached
     }
