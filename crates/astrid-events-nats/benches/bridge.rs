@@ -3,10 +3,12 @@
 //! * Throughput: bus A exports small IPC events to bus B (a receiver there
 //!   counts them) vs a bare publisher sending the same encoded bytes and
 //!   headers to a bare subscriber. Both are closed-loop with the same window
-//!   of messages in flight, so neither side overruns a buffer. One run of
-//!   either takes well under a second, so a scheduling hiccup moves it a
-//!   lot: the two alternate for `ROUNDS` rounds (`BRIDGE_BENCH_ROUNDS`), and
-//!   the ratio reported is the median of the per-round ratios.
+//!   of messages in flight (credit taken and returned in chunks of 32), so
+//!   neither side overruns a buffer. One run of either takes well under a
+//!   second, so a scheduling hiccup moves it a lot: the two alternate for
+//!   `ROUNDS` rounds (`BRIDGE_BENCH_ROUNDS`), and the ratio reported is the
+//!   median of the per-round ratios. `BRIDGE_BENCH_ONLY=halves` measures the
+//!   export and the import half of the bridge each against bare NATS.
 //! * Latency: a ping exported by A, imported by B, answered by a task on B
 //!   with a pong that B exports and A imports (two bridge hops each way) vs a
 //!   bare NATS request to a bare responder. Sequential round trips, recorded
@@ -33,6 +35,10 @@ use uuid::Uuid;
 const MESSAGES: u64 = 50_000;
 /// Messages in flight (sent, not yet received) at most.
 const WINDOW: usize = 512;
+/// Flow-control credit moves in chunks of this many messages (a credit per
+/// message woke the sender once per received message, which made both sides
+/// swing by a third between runs; `BRIDGE_BENCH_CHUNK` overrides).
+const CHUNK: u32 = 32;
 /// Alternating bare / bridge throughput rounds.
 const ROUNDS: usize = 7;
 /// Events of the signed run (ed25519 is ~40x slower; fewer suffice).
@@ -96,14 +102,77 @@ fn event(topic: &str, i: u64) -> AstridEvent {
     }
 }
 
-/// Flow control: a permit per message in flight, given back on receipt.
-fn window() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(WINDOW))
+/// Closed-loop flow control: at most `WINDOW` messages in flight. Credit is
+/// taken by the sender and given back by the receiver in chunks of
+/// `chunk` messages.
+struct Flow {
+    sem: Semaphore,
+    chunk: u32,
 }
 
-/// Waits until fewer than `WINDOW` messages are in flight.
-async fn wait_window(window: &Semaphore) {
-    window.acquire().await.unwrap().forget();
+fn window() -> Arc<Flow> {
+    let chunk = std::env::var("BRIDGE_BENCH_CHUNK")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(CHUNK)
+        .clamp(1, WINDOW as u32);
+    Arc::new(Flow {
+        sem: Semaphore::new(WINDOW),
+        chunk,
+    })
+}
+
+/// The sender's side of a [`Flow`].
+struct Credit {
+    flow: Arc<Flow>,
+    left: u32,
+}
+
+impl Credit {
+    fn new(flow: &Arc<Flow>) -> Self {
+        Self {
+            flow: Arc::clone(flow),
+            left: 0,
+        }
+    }
+
+    /// Waits for room for one more message.
+    async fn take(&mut self) {
+        if self.left == 0 {
+            self.flow
+                .sem
+                .acquire_many(self.flow.chunk)
+                .await
+                .unwrap()
+                .forget();
+            self.left = self.flow.chunk;
+        }
+        self.left -= 1;
+    }
+}
+
+/// The receiver's side of a [`Flow`].
+struct Receipts {
+    flow: Arc<Flow>,
+    count: u32,
+}
+
+impl Receipts {
+    fn new(flow: &Arc<Flow>) -> Self {
+        Self {
+            flow: Arc::clone(flow),
+            count: 0,
+        }
+    }
+
+    /// Records one received message.
+    fn got(&mut self) {
+        self.count += 1;
+        if self.count == self.flow.chunk {
+            self.flow.sem.add_permits(self.count as usize);
+            self.count = 0;
+        }
+    }
 }
 
 async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
@@ -125,13 +194,14 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     }
     let (a, b) = (a.start().await.unwrap(), b.start().await.unwrap());
     let win = window();
-    let w = Arc::clone(&win);
+    let mut receipts = Receipts::new(&win);
+    let mut credit = Credit::new(&win);
     let counter = tokio::spawn(async move {
         let (mut n, mut lag) = (0, 0);
         while n < messages {
             let Some(_) = rx.recv().await else { break };
             n += 1;
-            w.add_permits(1);
+            receipts.got();
             lag += rx.drain_lagged();
         }
         lag
@@ -139,7 +209,7 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     let events: Vec<AstridEvent> = (0..messages).map(|i| event("bench.tool.call", i)).collect();
     let start = Instant::now();
     for ev in events {
-        wait_window(&win).await;
+        credit.take().await;
         bus_a.publish(ev);
     }
     let lag = counter.await.unwrap();
@@ -149,6 +219,82 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
     (messages as f64 / secs, lost)
+}
+
+/// Diagnostic: bus A -> bridge export -> NATS -> a bare subscriber.
+async fn export_only_throughput(url: &str) -> f64 {
+    let bus_a = EventBus::new();
+    let subscriber = async_nats::connect(url).await.unwrap();
+    let mut sub = subscriber.subscribe("astrid.bench.>").await.unwrap();
+    astrid_events_nats::bridge::round_trip(&subscriber)
+        .await
+        .unwrap();
+    let a = Bridge::builder(&bus_a, url)
+        .node_id("a")
+        .export("bench.*")
+        .start()
+        .await
+        .unwrap();
+    let win = window();
+    let mut receipts = Receipts::new(&win);
+    let mut credit = Credit::new(&win);
+    let counter = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            if sub.next().await.is_none() {
+                break;
+            }
+            receipts.got();
+        }
+    });
+    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
+    let start = Instant::now();
+    for ev in events {
+        credit.take().await;
+        bus_a.publish(ev);
+    }
+    counter.await.unwrap();
+    let r = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    a.shutdown().await.unwrap();
+    r
+}
+
+/// Diagnostic: a bare publisher of one wire message -> bridge import -> bus
+/// B -> a receiver.
+async fn import_only_throughput(url: &str) -> f64 {
+    let bus_b = EventBus::new();
+    let mut rx = bus_b.subscribe_topic("bench.*");
+    let b = Bridge::builder(&bus_b, url)
+        .node_id("b")
+        .import("bench.*")
+        .allow_unsigned(true)
+        .start()
+        .await
+        .unwrap();
+    let publisher = async_nats::connect(url).await.unwrap();
+    let (headers, payload) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
+    let win = window();
+    let mut receipts = Receipts::new(&win);
+    let mut credit = Credit::new(&win);
+    let counter = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            if rx.recv().await.is_none() {
+                break;
+            }
+            receipts.got();
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..MESSAGES {
+        credit.take().await;
+        publisher
+            .publish_with_headers("astrid.bench.tool.call", headers.clone(), payload.clone())
+            .await
+            .unwrap();
+    }
+    counter.await.unwrap();
+    let r = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    b.shutdown().await.unwrap();
+    r
 }
 
 async fn bare_throughput(url: &str) -> f64 {
@@ -161,18 +307,19 @@ async fn bare_throughput(url: &str) -> f64 {
     // The same bytes the bridge sends: the wire encoding of the same event.
     let (headers, payload) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
     let win = window();
-    let w = Arc::clone(&win);
+    let mut receipts = Receipts::new(&win);
+    let mut credit = Credit::new(&win);
     let counter = tokio::spawn(async move {
         for _ in 0..MESSAGES {
             if sub.next().await.is_none() {
                 break;
             }
-            w.add_permits(1);
+            receipts.got();
         }
     });
     let start = Instant::now();
     for _ in 0..MESSAGES {
-        wait_window(&win).await;
+        credit.take().await;
         publisher
             .publish_with_headers("bare.bench", headers.clone(), payload.clone())
             .await
@@ -286,8 +433,9 @@ fn main() {
         .and_then(|t| t.parse().ok())
         .unwrap_or(ROUNDS)
         .max(1);
-    // `BRIDGE_BENCH_ONLY=unsigned|signed|bare|ratio|latency` runs one part
-    // (for profiling; `ratio` runs only the alternating throughput rounds).
+    // `BRIDGE_BENCH_ONLY=unsigned|signed|bare|ratio|halves|export|import|latency` runs one part
+    // (for profiling; `ratio` runs only the alternating throughput rounds,
+    // `halves` the export and import halves of the bridge on their own).
     if let Ok(only) = std::env::var("BRIDGE_BENCH_ONLY") {
         rt.block_on(async {
             match only.as_str() {
@@ -296,6 +444,26 @@ fn main() {
                     println!("bridge {only}: {r:.0} msg/s (lost {lost})");
                 }
                 "bare" => println!("bare: {:.0} msg/s", bare_throughput(&url).await),
+                "export" => println!(
+                    "export only: {:.0} msg/s",
+                    export_only_throughput(&url).await
+                ),
+                "import" => println!(
+                    "import only: {:.0} msg/s",
+                    import_only_throughput(&url).await
+                ),
+                "halves" => {
+                    for _ in 0..rounds {
+                        let bare = bare_throughput(&url).await;
+                        let export = export_only_throughput(&url).await;
+                        let import = import_only_throughput(&url).await;
+                        println!(
+                            "bare {bare:.0}, export only {:.1} %, import only {:.1} %",
+                            100.0 * export / bare,
+                            100.0 * import / bare
+                        );
+                    }
+                }
                 "ratio" => {
                     let mut ratios = Vec::new();
                     for _ in 0..rounds {
