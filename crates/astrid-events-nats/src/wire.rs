@@ -222,6 +222,10 @@ pub fn encode(
 /// the same event for it; anything else (other variants, an error) goes
 /// through the derived impl, so results and errors are unchanged.
 pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
+    // serde's own layout of an IPC event, read directly (see `ipc_json`).
+    if let Some(event) = crate::ipc_json::read_ipc_event(payload) {
+        return Ok(event);
+    }
     // The payload of the common `custom` shape is read without serde's
     // buffering of the internally tagged `IpcPayload` (see `CustomWire`).
     if CUSTOM_PAYLOAD.find(payload).is_some()
