@@ -35,6 +35,14 @@
 //! [`durable`](mod@crate::durable) module. Core traffic is at-most-once; what it
 //! loses in transit is counted by the importer in
 //! [`BridgeStats::lost_in_transit`], see the [`link`](mod@crate::link) module.
+//!
+//! # Metrics
+//!
+//! Every count in [`BridgeStats`] (but the buffer gauges) is also the counter
+//! `astrid_nats_bridge_events_total{outcome}`, outcome being the field name
+//! in the singular (`exported`, `imported`, `dropped_buffer_full`,
+//! `export_lagged`, `lost_in_transit`, `rejected_signature`, ...). The handles
+//! are taken when the bridge starts: install the recorder before.
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
@@ -118,53 +126,97 @@ pub struct BridgeStats {
     pub durable_errors: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    exported: AtomicU64,
-    imported: AtomicU64,
-    dropped_buffer_full: AtomicU64,
-    rejected_signature: AtomicU64,
-    rejected_malformed: AtomicU64,
-    echo_suppressed: AtomicU64,
-    ignored_non_ipc: AtomicU64,
-    export_errors: AtomicU64,
-    publish_errors: AtomicU64,
-    export_lagged: AtomicU64,
-    lost_in_transit: AtomicU64,
-    durable_duplicates: AtomicU64,
-    durable_retries: AtomicU64,
-    duplicates_suppressed: AtomicU64,
-    ignored_not_imported: AtomicU64,
-    durable_errors: AtomicU64,
+/// One outcome: its count for [`Bridge::stats`] and its metric handle,
+/// bound once (counting is then an atomic add, not a registry lookup per
+/// event; the recorder must be installed before the bridge starts).
+struct Tally {
+    n: AtomicU64,
+    metric: metrics::Counter,
 }
 
-fn bump(c: &AtomicU64, name: &'static str) {
-    c.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("astrid_nats_bridge_events_total", "outcome" => name).increment(1);
+impl Tally {
+    fn new(outcome: &'static str) -> Self {
+        Self {
+            n: AtomicU64::new(0),
+            metric: metrics::counter!("astrid_nats_bridge_events_total", "outcome" => outcome),
+        }
+    }
+
+    fn add(&self, k: u64) {
+        self.n.fetch_add(k, Ordering::Relaxed);
+        self.metric.increment(k);
+    }
+
+    fn bump(&self) {
+        self.add(1);
+    }
+
+    fn get(&self) -> u64 {
+        self.n.load(Ordering::Relaxed)
+    }
+}
+
+struct Counters {
+    exported: Tally,
+    imported: Tally,
+    dropped_buffer_full: Tally,
+    rejected_signature: Tally,
+    rejected_malformed: Tally,
+    echo_suppressed: Tally,
+    ignored_non_ipc: Tally,
+    export_errors: Tally,
+    publish_errors: Tally,
+    export_lagged: Tally,
+    lost_in_transit: Tally,
+    durable_duplicates: Tally,
+    durable_retries: Tally,
+    duplicates_suppressed: Tally,
+    ignored_not_imported: Tally,
+    durable_errors: Tally,
 }
 
 impl Counters {
+    fn new() -> Self {
+        Self {
+            exported: Tally::new("exported"),
+            imported: Tally::new("imported"),
+            dropped_buffer_full: Tally::new("dropped_buffer_full"),
+            rejected_signature: Tally::new("rejected_signature"),
+            rejected_malformed: Tally::new("rejected_malformed"),
+            echo_suppressed: Tally::new("echo_suppressed"),
+            ignored_non_ipc: Tally::new("ignored_non_ipc"),
+            export_errors: Tally::new("export_error"),
+            publish_errors: Tally::new("publish_error"),
+            export_lagged: Tally::new("export_lagged"),
+            lost_in_transit: Tally::new("lost_in_transit"),
+            durable_duplicates: Tally::new("durable_duplicate"),
+            durable_retries: Tally::new("durable_retry"),
+            duplicates_suppressed: Tally::new("duplicate_suppressed"),
+            ignored_not_imported: Tally::new("ignored_not_imported"),
+            durable_errors: Tally::new("durable_error"),
+        }
+    }
+
     fn snapshot(&self) -> BridgeStats {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BridgeStats {
-            exported: g(&self.exported),
-            imported: g(&self.imported),
-            dropped_buffer_full: g(&self.dropped_buffer_full),
-            rejected_signature: g(&self.rejected_signature),
-            rejected_malformed: g(&self.rejected_malformed),
-            echo_suppressed: g(&self.echo_suppressed),
-            ignored_non_ipc: g(&self.ignored_non_ipc),
-            export_errors: g(&self.export_errors),
-            publish_errors: g(&self.publish_errors),
-            export_lagged: g(&self.export_lagged),
+            exported: self.exported.get(),
+            imported: self.imported.get(),
+            dropped_buffer_full: self.dropped_buffer_full.get(),
+            rejected_signature: self.rejected_signature.get(),
+            rejected_malformed: self.rejected_malformed.get(),
+            echo_suppressed: self.echo_suppressed.get(),
+            ignored_non_ipc: self.ignored_non_ipc.get(),
+            export_errors: self.export_errors.get(),
+            publish_errors: self.publish_errors.get(),
+            export_lagged: self.export_lagged.get(),
             outbound_buffered: 0,
             outbound_buffered_bytes: 0,
-            lost_in_transit: g(&self.lost_in_transit),
-            durable_duplicates: g(&self.durable_duplicates),
-            durable_retries: g(&self.durable_retries),
-            duplicates_suppressed: g(&self.duplicates_suppressed),
-            ignored_not_imported: g(&self.ignored_not_imported),
-            durable_errors: g(&self.durable_errors),
+            lost_in_transit: self.lost_in_transit.get(),
+            durable_duplicates: self.durable_duplicates.get(),
+            durable_retries: self.durable_retries.get(),
+            duplicates_suppressed: self.duplicates_suppressed.get(),
+            ignored_not_imported: self.ignored_not_imported.get(),
+            durable_errors: self.durable_errors.get(),
         }
     }
 }
@@ -650,7 +702,7 @@ impl BridgeBuilder {
             allow_unsigned: self.allow_unsigned,
             durable: self.durable.patterns,
             durable_import: consumer.is_some(),
-            counters: Counters::default(),
+            counters: Counters::new(),
             imported_ids: std::sync::Mutex::new(ImportedIds::new(IMPORTED_IDS_CAPACITY)),
             durable_seen: std::sync::Mutex::new(ImportedIds::new(durable::DURABLE_SEEN_CAPACITY)),
             links: std::sync::Mutex::new(LinkTracker::default()),
@@ -729,11 +781,7 @@ impl Shared {
     fn queue_exports(&self, msgs: &mut Vec<Outgoing>) {
         let dropped = self.outbound.push_all(msgs);
         if dropped > 0 {
-            self.counters
-                .dropped_buffer_full
-                .fetch_add(dropped, Ordering::Relaxed);
-            metrics::counter!("astrid_nats_bridge_events_total", "outcome" => "dropped_buffer_full")
-                .increment(dropped);
+            self.counters.dropped_buffer_full.add(dropped);
         }
     }
 
@@ -752,7 +800,7 @@ impl Shared {
                     return None;
                 }
                 if lock(&self.imported_ids).take(&event.metadata().event_id) {
-                    bump(&c.echo_suppressed, "echo_suppressed");
+                    c.echo_suppressed.bump();
                     return None;
                 }
                 durable = self.is_durable(&message.topic);
@@ -764,7 +812,7 @@ impl Shared {
             _ => return None,
         };
         let Ok(subject) = subject else {
-            bump(&c.export_errors, "export_error");
+            c.export_errors.bump();
             return None;
         };
         // Only a signed export needs its own copy (the signature is stored in
@@ -778,7 +826,7 @@ impl Shared {
                     Ok(k) => key_id = Some(k),
                     Err(e) => {
                         tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
-                        bump(&c.export_errors, "export_error");
+                        c.export_errors.bump();
                         return None;
                     }
                 }
@@ -790,7 +838,7 @@ impl Shared {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
-                bump(&c.export_errors, "export_error");
+                c.export_errors.bump();
                 return None;
             }
         };
@@ -817,17 +865,15 @@ impl Shared {
         {
             let lost = lock(&self.links).observe(origin, subject, seq);
             if lost > 0 {
-                c.lost_in_transit.fetch_add(lost, Ordering::Relaxed);
-                metrics::counter!("astrid_nats_bridge_events_total", "outcome" => "lost_in_transit")
-                    .increment(lost);
+                c.lost_in_transit.add(lost);
             }
         }
         if subject::is_lifecycle_subject(&self.prefix, subject) {
-            bump(&c.ignored_non_ipc, "ignored_non_ipc");
+            c.ignored_non_ipc.bump();
             return;
         }
         let Ok(topic) = subject::subject_to_topic_cow(&self.prefix, subject) else {
-            bump(&c.rejected_malformed, "rejected_malformed");
+            c.rejected_malformed.bump();
             return;
         };
         // Durable topics arrive through the consumer; the core subscription
@@ -843,27 +889,27 @@ impl Shared {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: malformed import");
-                bump(&c.rejected_malformed, "rejected_malformed");
+                c.rejected_malformed.bump();
                 return;
             }
         };
         if meta.origin_node == self.node_id {
-            bump(&c.echo_suppressed, "echo_suppressed");
+            c.echo_suppressed.bump();
             return;
         }
         let AstridEvent::Ipc { message, .. } = &event else {
-            bump(&c.ignored_non_ipc, "ignored_non_ipc");
+            c.ignored_non_ipc.bump();
             return;
         };
         if *message.topic != *topic {
-            bump(&c.rejected_malformed, "rejected_malformed");
+            c.rejected_malformed.bump();
             return;
         }
         if !self.import.iter().any(|p| topic_pattern_matches(p, &topic)) {
             if path == Path::Durable {
-                bump(&c.ignored_not_imported, "ignored_not_imported");
+                c.ignored_not_imported.bump();
             } else {
-                bump(&c.rejected_malformed, "rejected_malformed");
+                c.rejected_malformed.bump();
             }
             return;
         }
@@ -871,7 +917,7 @@ impl Shared {
         if must_verify && let Err(e) = self.trusted.verify(meta.origin_node, meta.key_id, message) {
             tracing::debug!(error = %e, origin = %meta.origin_node,
                 "astrid-events-nats: import rejected");
-            bump(&c.rejected_signature, "rejected_signature");
+            c.rejected_signature.bump();
             return;
         }
         let id = event.metadata().event_id;
@@ -879,7 +925,7 @@ impl Shared {
             let mut seen = lock(&self.durable_seen);
             if seen.contains(&id) {
                 drop(seen);
-                bump(&c.duplicates_suppressed, "duplicate_suppressed");
+                c.duplicates_suppressed.bump();
                 return;
             }
             seen.insert(id);
@@ -887,7 +933,7 @@ impl Shared {
         // Record before publishing so the exporter recognises the echo.
         lock(&self.imported_ids).insert(id);
         // Counted first, so a receiver that got the event sees it counted.
-        bump(&c.imported, "imported");
+        c.imported.bump();
         self.bus.publish(event);
     }
 }
@@ -939,10 +985,7 @@ fn export_events(
     shared.queue_exports(encoded);
     let lagged = rx.drain_lagged();
     if lagged > 0 {
-        shared
-            .counters
-            .export_lagged
-            .fetch_add(lagged, Ordering::Relaxed);
+        shared.counters.export_lagged.add(lagged);
     }
 }
 
@@ -968,11 +1011,11 @@ async fn send_core(
         .publish_with_headers(subject.clone(), msg.headers, msg.payload)
         .await
     {
-        Ok(()) => bump(&c.exported, "exported"),
+        Ok(()) => c.exported.bump(),
         Err(e) => {
             stamper.unstamp(&subject);
             tracing::warn!(error = %e, "astrid-events-nats: publish failed");
-            bump(&c.publish_errors, "publish_error");
+            c.publish_errors.bump();
         }
     }
     size
@@ -1026,7 +1069,7 @@ async fn export_loop(
         let stopping = !bus_open;
         if in_flight.is_empty() && !failed.is_empty() {
             shared.outbound.requeue_front(std::mem::take(&mut failed));
-            bump(&c.durable_retries, "durable_retry");
+            c.durable_retries.bump();
             pause = Some(tokio::time::Instant::now() + Duration::from_millis(50));
         }
         if pause.is_some_and(|t| t <= tokio::time::Instant::now()) {
@@ -1065,7 +1108,7 @@ async fn export_loop(
                     Ok(ack) => in_flight.push_back(Box::pin(async move { (msg, ack.await) })),
                     Err(kind) if kind == PublishErrorKind::MaxPayloadExceeded || stopping => {
                         shared.outbound.release(msg.size);
-                        bump(&c.publish_errors, "publish_error");
+                        c.publish_errors.bump();
                     }
                     Err(_) => failed.push(msg),
                 },
@@ -1115,14 +1158,14 @@ async fn export_loop(
                 Ok(ack) => {
                     shared.outbound.release(msg.size);
                     if ack.duplicate {
-                        bump(&c.durable_duplicates, "durable_duplicate");
+                        c.durable_duplicates.bump();
                     }
-                    bump(&c.exported, "exported");
+                    c.exported.bump();
                 }
                 Err(e) if stopping => {
                     tracing::warn!(error = %e, "astrid-events-nats: durable publish failed at shutdown");
                     shared.outbound.release(msg.size);
-                    bump(&c.publish_errors, "publish_error");
+                    c.publish_errors.bump();
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "astrid-events-nats: durable publish ack failed, will retry");
@@ -1180,7 +1223,7 @@ async fn durable_import_loop(
             Ok(b) => b,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: durable pull failed");
-                bump(&c.durable_errors, "durable_error");
+                c.durable_errors.bump();
                 let _ = tokio::time::timeout(backoff, stop.changed()).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
                 continue;
@@ -1210,13 +1253,13 @@ async fn durable_import_loop(
                     );
                     if let Err(e) = msg.ack().await {
                         tracing::debug!(error = %e, "astrid-events-nats: durable ack failed");
-                        bump(&c.durable_errors, "durable_error");
+                        c.durable_errors.bump();
                     }
                     backoff = Duration::from_millis(20);
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "astrid-events-nats: durable pull ended");
-                    bump(&c.durable_errors, "durable_error");
+                    c.durable_errors.bump();
                     break;
                 }
             }
