@@ -1,6 +1,7 @@
 //! A direct reader for the JSON of an IPC event, in the exact layout serde
-//! writes it (the 0.8.0 layout: fixed key order, no whitespace, `null` for
-//! absent options except `principal`, which is left out).
+//! writes it (the 0.8.0 layout: fixed key order, no whitespace between keys
+//! and values, `null` for absent options except `principal`, which is left
+//! out).
 //!
 //! The importer decodes every message it receives, and the derived
 //! `Deserialize` impls pay for generality the wire never uses: key matching,
@@ -13,8 +14,9 @@
 //! It accepts a subset of what the derived impl accepts and yields the same
 //! event for it; for anything else (other variants, another key order,
 //! whitespace, an unusual number) it returns `None` and the caller uses the
-//! derived impl, whose result and error then stand. Tested against the
-//! derived impl on generated events and on corrupted encodings.
+//! derived impl, whose result and error then stand. (Inside the payload,
+//! whatever serde_json accepts is accepted, whitespace included.) Tested
+//! against the derived impl on generated events and on corrupted encodings.
 
 use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
 use chrono::{DateTime, Utc};

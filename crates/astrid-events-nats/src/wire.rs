@@ -383,66 +383,64 @@ pub(crate) fn name(n: &'static str) -> HeaderName {
 /// where a lookup per name hashes each one).
 #[derive(Default)]
 pub(crate) struct RawHeaders<'a> {
-    origin_node: Option<&'a str>,
-    principal: Option<&'a str>,
-    origin_seq: Option<&'a str>,
-    msg_id: Option<&'a str>,
-    key_id: Option<&'a str>,
+    /// First value of each of [`RawHeaders::NAMES`], in that order.
+    values: [Option<&'a str>; 5],
+    /// Whether that header was given more than once.
+    repeated: [bool; 5],
     /// The link sequence (see `link`), first value.
     pub(crate) link: Option<&'a str>,
-    /// The first header given more than once, other than the link sequence.
-    repeated: Option<&'static str>,
 }
 
 impl<'a> RawHeaders<'a> {
+    /// The headers read, in the order their errors take precedence.
+    const NAMES: [&'static str; 5] = [
+        headers::ORIGIN_NODE,
+        headers::MSG_ID,
+        headers::PRINCIPAL,
+        headers::ORIGIN_SEQ,
+        headers::KEY_ID,
+    ];
+
     /// Reads the bridge's headers of `h`.
     pub(crate) fn scan(h: &'a HeaderMap) -> Self {
-        const NAMES: [(HeaderName, &str); 5] = [
-            (
-                HeaderName::from_static(headers::ORIGIN_NODE),
-                headers::ORIGIN_NODE,
-            ),
-            (HeaderName::from_static(headers::MSG_ID), headers::MSG_ID),
-            (
-                HeaderName::from_static(headers::ORIGIN_SEQ),
-                headers::ORIGIN_SEQ,
-            ),
-            (
-                HeaderName::from_static(headers::PRINCIPAL),
-                headers::PRINCIPAL,
-            ),
-            (HeaderName::from_static(headers::KEY_ID), headers::KEY_ID),
+        const NAMES: [HeaderName; 5] = [
+            HeaderName::from_static(RawHeaders::NAMES[0]),
+            HeaderName::from_static(RawHeaders::NAMES[1]),
+            HeaderName::from_static(RawHeaders::NAMES[2]),
+            HeaderName::from_static(RawHeaders::NAMES[3]),
+            HeaderName::from_static(RawHeaders::NAMES[4]),
         ];
         const LINK: HeaderName = HeaderName::from_static(crate::link::LINK);
-        let mut raw = Self::default();
+        let mut raw = Self {
+            values: [None; 5],
+            repeated: [false; 5],
+            link: None,
+        };
         for (n, values) in h.iter() {
             let Some(first) = values.first().map(|v| v.as_str()) else {
                 continue;
             };
             if *n == LINK {
                 raw.link = Some(first);
-                continue;
+            } else if let Some(i) = NAMES.iter().position(|known| known == n) {
+                raw.values[i] = Some(first);
+                raw.repeated[i] = values.len() > 1;
             }
-            let Some(i) = NAMES.iter().position(|(known, _)| known == n) else {
-                continue;
-            };
-            if values.len() > 1 {
-                raw.repeated.get_or_insert(NAMES[i].1);
-            }
-            *[
-                &mut raw.origin_node,
-                &mut raw.msg_id,
-                &mut raw.origin_seq,
-                &mut raw.principal,
-                &mut raw.key_id,
-            ][i] = Some(first);
         }
         raw
     }
 
-    /// The origin node header, as sent.
+    /// Header `i` of [`RawHeaders::NAMES`]; an error if it was repeated.
+    fn get(&self, i: usize) -> Result<Option<&'a str>, DecodeError> {
+        if self.repeated[i] {
+            return Err(DecodeError::BadHeader(Self::NAMES[i]));
+        }
+        Ok(self.values[i])
+    }
+
+    /// The origin node header, as sent (first value).
     pub(crate) fn origin_node(&self) -> Option<&'a str> {
-        self.origin_node
+        self.values[0]
     }
 }
 
@@ -477,30 +475,27 @@ pub(crate) fn decode_ref<'a>(
     h: &RawHeaders<'a>,
     payload: &[u8],
 ) -> Result<(AstridEvent, WireMetaRef<'a>), DecodeError> {
-    if let Some(n) = h.repeated {
-        return Err(DecodeError::BadHeader(n));
-    }
     let origin_node = h
-        .origin_node
+        .get(0)?
         .ok_or(DecodeError::MissingHeader(headers::ORIGIN_NODE))?;
     if !is_valid_node_id(origin_node) {
         return Err(DecodeError::BadHeader(headers::ORIGIN_NODE));
     }
     let msg_id = h
-        .msg_id
+        .get(1)?
         .ok_or(DecodeError::MissingHeader(headers::MSG_ID))?;
     let principal = h
-        .principal
+        .get(2)?
         .map(|p| decode_principal_cow(p).ok_or(DecodeError::BadHeader(headers::PRINCIPAL)))
         .transpose()?;
     let origin_seq = h
-        .origin_seq
+        .get(3)?
         .map(|s| {
             s.parse::<u64>()
                 .map_err(|_| DecodeError::BadHeader(headers::ORIGIN_SEQ))
         })
         .transpose()?;
-    let key_id = h.key_id;
+    let key_id = h.get(4)?;
 
     let event = decode_event(payload)?;
     let mut id = Uuid::encode_buffer();
@@ -653,6 +648,33 @@ mod tests {
         assert!(matches!(
             decode(Some(&dup), &body),
             Err(DecodeError::BadHeader(headers::ORIGIN_NODE))
+        ));
+        // Errors take precedence in header order (origin node, message id,
+        // principal, origin seq, key id), whatever the map's order.
+        let mut h3 = HeaderMap::new();
+        for (k, vs) in h.iter() {
+            if k.as_ref() as &str != headers::ORIGIN_NODE {
+                for v in vs {
+                    h3.append(k.clone(), v.clone());
+                }
+            }
+        }
+        h3.append(headers::MSG_ID, "x");
+        h3.append(headers::KEY_ID, "k1");
+        h3.append(headers::KEY_ID, "k2");
+        assert!(matches!(
+            decode(Some(&h3), &body),
+            Err(DecodeError::MissingHeader(headers::ORIGIN_NODE))
+        ));
+        h3.insert(headers::ORIGIN_NODE, "bad node");
+        assert!(matches!(
+            decode(Some(&h3), &body),
+            Err(DecodeError::BadHeader(headers::ORIGIN_NODE))
+        ));
+        h3.insert(headers::ORIGIN_NODE, "n");
+        assert!(matches!(
+            decode(Some(&h3), &body),
+            Err(DecodeError::BadHeader(headers::MSG_ID))
         ));
     }
 

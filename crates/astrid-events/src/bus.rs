@@ -401,11 +401,12 @@ impl EventBus {
         let mut size = None;
         // This thread's reused list (so a publish allocates none); taken, not
         // borrowed, so a nested publish on this thread just starts a new one.
-        let mut targets = TARGETS.take();
+        // `try_with`: a publish from a thread-local destructor must not panic.
+        let mut targets = TARGETS.try_with(Cell::take).unwrap_or_default();
         {
             let index = self.shared.index.read();
             if index.len() == 0 {
-                TARGETS.set(targets);
+                let _ = TARGETS.try_with(|t| t.set(targets));
                 return 0;
             }
             let mut retain = false;
@@ -440,7 +441,7 @@ impl EventBus {
         // Emptied before it is kept: it must not hold receivers alive.
         targets.clear();
         if targets.capacity() <= MAX_KEPT_TARGETS {
-            TARGETS.set(targets);
+            let _ = TARGETS.try_with(|t| t.set(targets));
         }
         reached
     }
