@@ -297,15 +297,66 @@ async fn import_only_throughput(url: &str) -> f64 {
     r
 }
 
-async fn bare_throughput(url: &str) -> f64 {
+/// Diagnostic: a bare publisher that encodes each event itself.
+async fn encode_inline_throughput(url: &str) -> f64 {
     let publisher = async_nats::connect(url).await.unwrap();
     let subscriber = async_nats::connect(url).await.unwrap();
-    let mut sub = subscriber.subscribe("bare.bench").await.unwrap();
+    let mut sub = subscriber
+        .subscribe("astrid.bench.tool.call")
+        .await
+        .unwrap();
     astrid_events_nats::bridge::round_trip(&subscriber)
         .await
         .unwrap();
-    // The same bytes the bridge sends: the wire encoding of the same event.
-    let (headers, payload) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
+    let win = window();
+    let mut receipts = Receipts::new(&win);
+    let mut credit = Credit::new(&win);
+    let counter = tokio::spawn(async move {
+        for _ in 0..MESSAGES {
+            if sub.next().await.is_none() {
+                break;
+            }
+            receipts.got();
+        }
+    });
+    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
+    let start = Instant::now();
+    for ev in events {
+        credit.take().await;
+        let (headers, payload) = wire::encode(&ev, "a", None).unwrap();
+        publisher
+            .publish_with_headers("astrid.bench.tool.call", headers, payload)
+            .await
+            .unwrap();
+    }
+    counter.await.unwrap();
+    MESSAGES as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The NATS message the bridge sends for `event(topic, 0)`: the wire
+/// encoding plus the link sequence header the exporter adds to core
+/// messages (see `astrid_events_nats::link`).
+fn bare_message(topic: &str) -> (async_nats::HeaderMap, bytes::Bytes) {
+    let (mut headers, payload) = wire::encode(&event(topic, 0), "a", None).unwrap();
+    headers.insert(
+        astrid_events_nats::link::LINK,
+        format!("{}:1", Uuid::new_v4().simple()),
+    );
+    (headers, payload)
+}
+
+async fn bare_throughput(url: &str) -> f64 {
+    let publisher = async_nats::connect(url).await.unwrap();
+    let subscriber = async_nats::connect(url).await.unwrap();
+    let mut sub = subscriber
+        .subscribe("astrid.bench.tool.call")
+        .await
+        .unwrap();
+    astrid_events_nats::bridge::round_trip(&subscriber)
+        .await
+        .unwrap();
+    // The same message the bridge sends for the same event, on its subject.
+    let (headers, payload) = bare_message("bench.tool.call");
     let win = window();
     let mut receipts = Receipts::new(&win);
     let mut credit = Credit::new(&win);
@@ -321,7 +372,7 @@ async fn bare_throughput(url: &str) -> f64 {
     for _ in 0..MESSAGES {
         credit.take().await;
         publisher
-            .publish_with_headers("bare.bench", headers.clone(), payload.clone())
+            .publish_with_headers("astrid.bench.tool.call", headers.clone(), payload.clone())
             .await
             .unwrap();
     }
@@ -387,8 +438,8 @@ async fn bare_latency(url: &str) -> Histogram<u64> {
     astrid_events_nats::bridge::round_trip(&responder)
         .await
         .unwrap();
-    let (headers, payload) = wire::encode(&event("ping.t", 0), "a", None).unwrap();
-    let (rh, rp) = (headers.clone(), payload.clone());
+    let (headers, payload) = bare_message("ping.t");
+    let (rh, rp) = bare_message("pong.t");
     let task = tokio::spawn(async move {
         while let Some(m) = sub.next().await {
             if let Some(reply) = m.reply {
@@ -457,10 +508,13 @@ fn main() {
                         let bare = bare_throughput(&url).await;
                         let export = export_only_throughput(&url).await;
                         let import = import_only_throughput(&url).await;
+                        let inline = encode_inline_throughput(&url).await;
                         println!(
-                            "bare {bare:.0}, export only {:.1} %, import only {:.1} %",
+                            "bare {bare:.0}, export only {:.1} %, import only {:.1} %, \
+                             bare with encoding {:.1} %",
                             100.0 * export / bare,
-                            100.0 * import / bare
+                            100.0 * import / bare,
+                            100.0 * inline / bare
                         );
                     }
                 }
