@@ -256,8 +256,8 @@ impl ImportedIds {
     /// Removes `id`; whether it was recorded.
     fn take(&mut self, id: &Uuid) -> bool {
         // The order queue keeps the id until it ages out; a stale entry there
-        // only evicts nothing when popped.
-        self.set.remove(id)
+        // only evicts nothing when popped. (Empty: no hashing at all.)
+        !self.set.is_empty() && self.set.remove(id)
     }
 }
 
@@ -930,8 +930,11 @@ impl Shared {
             }
             seen.insert(id);
         }
-        // Record before publishing so the exporter recognises the echo.
-        lock(&self.imported_ids).insert(id);
+        // Recorded before publishing so the exporter recognises the echo;
+        // only needed if the exporter would consider the topic at all.
+        if self.export.iter().any(|p| topic_pattern_matches(p, &topic)) {
+            lock(&self.imported_ids).insert(id);
+        }
         // Counted first, so a receiver that got the event sees it counted.
         c.imported.bump();
         self.bus.publish(event);
