@@ -1,7 +1,12 @@
-//! A direct reader for the JSON of an IPC event, in the exact layout serde
-//! writes it (the 0.8.0 layout: fixed key order, no whitespace between keys
-//! and values, `null` for absent options except `principal`, which is left
-//! out).
+//! A direct reader and writer for the JSON of an IPC event, in the exact
+//! layout serde writes it (the 0.8.0 layout: fixed key order, no whitespace
+//! between keys and values, `null` for absent options except `principal`,
+//! which is left out).
+//!
+//! [`write_ipc_event`] writes the same bytes as `serde_json::to_writer`
+//! (tested byte for byte on generated events), walking the layout directly
+//! and leaving strings, timestamps and the payload to the serde impls the
+//! derived code calls.
 //!
 //! The importer decodes every message it receives, and the derived
 //! `Deserialize` impls pay for generality the wire never uses: key matching,
@@ -83,6 +88,101 @@ pub(crate) fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
             principal,
         },
     })
+}
+
+/// Appends the JSON of `event` to `out` if it is an IPC event (the same bytes
+/// as `serde_json::to_writer`); `false`, with `out` unchanged, otherwise.
+pub(crate) fn write_ipc_event(event: &AstridEvent, out: &mut Vec<u8>) -> bool {
+    let AstridEvent::Ipc { metadata, message } = event else {
+        return false;
+    };
+    let start = out.len();
+    if write_ipc(metadata, message, out).is_none() {
+        out.truncate(start);
+        return false;
+    }
+    true
+}
+
+fn write_ipc(metadata: &EventMetadata, message: &IpcMessage, out: &mut Vec<u8>) -> Option<()> {
+    out.extend_from_slice(br#"{"type":"ipc","metadata":{"event_id":"#);
+    write_uuid(&metadata.event_id, out);
+    out.extend_from_slice(br#","timestamp":"#);
+    write_timestamp(&metadata.timestamp, out)?;
+    for (key, id) in [
+        (&br#","correlation_id":"#[..], &metadata.correlation_id),
+        (br#","session_id":"#, &metadata.session_id),
+        (br#","user_id":"#, &metadata.user_id),
+    ] {
+        out.extend_from_slice(key);
+        match id {
+            Some(id) => write_uuid(id, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.extend_from_slice(br#","source":"#);
+    serde_json::to_writer(&mut *out, &metadata.source).ok()?;
+    out.extend_from_slice(br#"},"message":{"topic":"#);
+    serde_json::to_writer(&mut *out, &message.topic).ok()?;
+    out.extend_from_slice(br#","payload":"#);
+    serde_json::to_writer(&mut *out, &message.payload).ok()?;
+    out.extend_from_slice(br#","signature":"#);
+    match &message.signature {
+        None => out.extend_from_slice(b"null"),
+        Some(bytes) => {
+            out.push(b'[');
+            for (i, b) in bytes.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_u64(u64::from(*b), out);
+            }
+            out.push(b']');
+        }
+    }
+    out.extend_from_slice(br#","source_id":"#);
+    write_uuid(&message.source_id, out);
+    out.extend_from_slice(br#","timestamp":"#);
+    write_timestamp(&message.timestamp, out)?;
+    out.extend_from_slice(br#","seq":"#);
+    write_u64(message.seq, out);
+    if let Some(principal) = &message.principal {
+        out.extend_from_slice(br#","principal":"#);
+        serde_json::to_writer(&mut *out, principal).ok()?;
+    }
+    out.extend_from_slice(b"}}");
+    Some(())
+}
+
+/// A UUID as uuid's serde impl writes it (hyphenated, lowercase, quoted).
+fn write_uuid(id: &Uuid, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(
+        id.hyphenated()
+            .encode_lower(&mut Uuid::encode_buffer())
+            .as_bytes(),
+    );
+    out.push(b'"');
+}
+
+/// A timestamp as the event types write it.
+fn write_timestamp(ts: &DateTime<Utc>, out: &mut Vec<u8>) -> Option<()> {
+    astrid_events::timestamp::serialize(ts, &mut serde_json::Serializer::new(&mut *out)).ok()
+}
+
+/// Decimal digits of `n`.
+fn write_u64(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A cursor over the input. Every method consumes what it read and returns
@@ -344,6 +444,16 @@ mod tests {
     }
 
     proptest! {
+        /// The writer writes serde's bytes.
+        #[test]
+        fn writes_what_serde_writes(ev in any_event()) {
+            let mut out = b"prefix".to_vec();
+            prop_assert!(write_ipc_event(&ev, &mut out));
+            let mut want = b"prefix".to_vec();
+            serde_json::to_writer(&mut want, &ev).unwrap();
+            prop_assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&want));
+        }
+
         /// Every IPC event serde writes is read here, to the same event.
         #[test]
         fn reads_what_serde_writes(ev in any_event()) {
@@ -375,6 +485,17 @@ mod tests {
                 prop_assert_eq!(Some(read), derived(&json));
             }
         }
+    }
+
+    #[test]
+    fn writer_declines_other_variants() {
+        let lifecycle = AstridEvent::KernelStarted {
+            metadata: EventMetadata::new("kernel"),
+            version: "1".into(),
+        };
+        let mut out = b"x".to_vec();
+        assert!(!write_ipc_event(&lifecycle, &mut out));
+        assert_eq!(out, b"x");
     }
 
     #[test]

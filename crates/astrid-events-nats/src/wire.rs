@@ -191,7 +191,10 @@ pub fn encode(
     }
     // Most events fit without growing the buffer.
     let mut body = Vec::with_capacity(512);
-    serde_json::to_writer(&mut body, event).map_err(EncodeError::Json)?;
+    // serde's own layout of an IPC event, written directly (see `ipc_json`).
+    if !crate::ipc_json::write_ipc_event(event, &mut body) {
+        serde_json::to_writer(&mut body, event).map_err(EncodeError::Json)?;
+    }
     // Names from `name` (static, no allocation or validation per message).
     let mut h = HeaderMap::new();
     h.insert(name(headers::ORIGIN_NODE), origin_node);
