@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use astrid_events::{AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload};
+use astrid_events::{AstridEvent, EventBus, EventMetadata, EventReceiver, IpcMessage, IpcPayload};
 use astrid_events_nats::{Bridge, NodeSigner, TrustedKeys, wire};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
@@ -175,13 +175,82 @@ impl Receipts {
     }
 }
 
+/// Sends `messages` messages closed-loop (at most `WINDOW` in flight):
+/// `receive` runs as its own task and calls `Receipts::got` per arrival;
+/// `send` sends the next message. Returns msg/s and what `receive` returned.
+async fn closed_loop<T, F>(
+    messages: u64,
+    receive: impl FnOnce(Receipts) -> F,
+    mut send: impl AsyncFnMut(),
+) -> (f64, T)
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let win = window();
+    let counter = tokio::spawn(receive(Receipts::new(&win)));
+    let mut credit = Credit::new(&win);
+    let start = Instant::now();
+    for _ in 0..messages {
+        credit.take().await;
+        send().await;
+    }
+    let out = counter.await.unwrap();
+    (messages as f64 / start.elapsed().as_secs_f64(), out)
+}
+
+/// Counts `messages` arrivals on a NATS subscription.
+async fn count_nats(mut sub: async_nats::Subscriber, messages: u64, mut receipts: Receipts) {
+    for _ in 0..messages {
+        if sub.next().await.is_none() {
+            break;
+        }
+        receipts.got();
+    }
+}
+
+/// Counts `messages` arrivals on a bus receiver; returns what it lost.
+async fn count_bus(mut rx: EventReceiver, messages: u64, mut receipts: Receipts) -> u64 {
+    let mut lag = 0;
+    for _ in 0..messages {
+        if rx.recv().await.is_none() {
+            break;
+        }
+        receipts.got();
+        lag += rx.drain_lagged();
+    }
+    lag
+}
+
+/// A bare subscription on the subject of `bench.tool.call`, ready when
+/// returned.
+async fn bare_subscriber(url: &str) -> async_nats::Subscriber {
+    let subscriber = async_nats::connect(url).await.unwrap();
+    let sub = subscriber
+        .subscribe("astrid.bench.tool.call")
+        .await
+        .unwrap();
+    astrid_events_nats::bridge::round_trip(&subscriber)
+        .await
+        .unwrap();
+    sub
+}
+
+/// `messages` events on `bench.tool.call`, built before timing starts.
+fn events(messages: u64) -> std::vec::IntoIter<AstridEvent> {
+    (0..messages)
+        .map(|i| event("bench.tool.call", i))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
 async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
     let messages = if signed { SIGNED_MESSAGES } else { MESSAGES };
     let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
     let key = NodeSigner::from_secret_bytes(&[7; 32]);
     let mut trusted = TrustedKeys::new();
     trusted.trust(key.verifying_key());
-    let mut rx = bus_b.subscribe_topic("bench.*");
+    let rx = bus_b.subscribe_topic("bench.*");
     let mut b = Bridge::builder(&bus_b, url)
         .node_id("b")
         .import("bench.*")
@@ -193,76 +262,50 @@ async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
         b = b.allow_unsigned(true);
     }
     let (a, b) = (a.start().await.unwrap(), b.start().await.unwrap());
-    let win = window();
-    let mut receipts = Receipts::new(&win);
-    let mut credit = Credit::new(&win);
-    let counter = tokio::spawn(async move {
-        let (mut n, mut lag) = (0, 0);
-        while n < messages {
-            let Some(_) = rx.recv().await else { break };
-            n += 1;
-            receipts.got();
-            lag += rx.drain_lagged();
-        }
-        lag
-    });
-    let events: Vec<AstridEvent> = (0..messages).map(|i| event("bench.tool.call", i)).collect();
-    let start = Instant::now();
-    for ev in events {
-        credit.take().await;
-        bus_a.publish(ev);
-    }
-    let lag = counter.await.unwrap();
-    let secs = start.elapsed().as_secs_f64();
+    let mut events = events(messages);
+    let (rate, lag) = closed_loop(
+        messages,
+        |receipts| count_bus(rx, messages, receipts),
+        async || {
+            bus_a.publish(events.next().unwrap());
+        },
+    )
+    .await;
     let (sa, sb) = (a.stats(), b.stats());
     let lost = lag + sa.export_lagged + sa.dropped_buffer_full + sb.lost_in_transit;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
-    (messages as f64 / secs, lost)
+    (rate, lost)
 }
 
 /// Diagnostic: bus A -> bridge export -> NATS -> a bare subscriber.
 async fn export_only_throughput(url: &str) -> f64 {
     let bus_a = EventBus::new();
-    let subscriber = async_nats::connect(url).await.unwrap();
-    let mut sub = subscriber.subscribe("astrid.bench.>").await.unwrap();
-    astrid_events_nats::bridge::round_trip(&subscriber)
-        .await
-        .unwrap();
+    let sub = bare_subscriber(url).await;
     let a = Bridge::builder(&bus_a, url)
         .node_id("a")
         .export("bench.*")
         .start()
         .await
         .unwrap();
-    let win = window();
-    let mut receipts = Receipts::new(&win);
-    let mut credit = Credit::new(&win);
-    let counter = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            if sub.next().await.is_none() {
-                break;
-            }
-            receipts.got();
-        }
-    });
-    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
-    let start = Instant::now();
-    for ev in events {
-        credit.take().await;
-        bus_a.publish(ev);
-    }
-    counter.await.unwrap();
-    let r = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    let mut events = events(MESSAGES);
+    let (rate, ()) = closed_loop(
+        MESSAGES,
+        |receipts| count_nats(sub, MESSAGES, receipts),
+        async || {
+            bus_a.publish(events.next().unwrap());
+        },
+    )
+    .await;
     a.shutdown().await.unwrap();
-    r
+    rate
 }
 
-/// Diagnostic: a bare publisher of one wire message -> bridge import -> bus
-/// B -> a receiver.
+/// Diagnostic: a bare publisher of the bridge's message -> bridge import ->
+/// bus B -> a receiver.
 async fn import_only_throughput(url: &str) -> f64 {
     let bus_b = EventBus::new();
-    let mut rx = bus_b.subscribe_topic("bench.*");
+    let rx = bus_b.subscribe_topic("bench.*");
     let b = Bridge::builder(&bus_b, url)
         .node_id("b")
         .import("bench.*")
@@ -270,67 +313,29 @@ async fn import_only_throughput(url: &str) -> f64 {
         .start()
         .await
         .unwrap();
-    let publisher = async_nats::connect(url).await.unwrap();
-    let (headers, payload) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
-    let win = window();
-    let mut receipts = Receipts::new(&win);
-    let mut credit = Credit::new(&win);
-    let counter = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            if rx.recv().await.is_none() {
-                break;
-            }
-            receipts.got();
-        }
-    });
-    let start = Instant::now();
-    for _ in 0..MESSAGES {
-        credit.take().await;
-        publisher
-            .publish_with_headers("astrid.bench.tool.call", headers.clone(), payload.clone())
-            .await
-            .unwrap();
-    }
-    counter.await.unwrap();
-    let r = MESSAGES as f64 / start.elapsed().as_secs_f64();
+    let rate = bare_publisher_throughput(url, |receipts| count_bus(rx, MESSAGES, receipts)).await;
     b.shutdown().await.unwrap();
-    r
+    rate
 }
 
 /// Diagnostic: a bare publisher that encodes each event itself.
 async fn encode_inline_throughput(url: &str) -> f64 {
     let publisher = async_nats::connect(url).await.unwrap();
-    let subscriber = async_nats::connect(url).await.unwrap();
-    let mut sub = subscriber
-        .subscribe("astrid.bench.tool.call")
-        .await
-        .unwrap();
-    astrid_events_nats::bridge::round_trip(&subscriber)
-        .await
-        .unwrap();
-    let win = window();
-    let mut receipts = Receipts::new(&win);
-    let mut credit = Credit::new(&win);
-    let counter = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            if sub.next().await.is_none() {
-                break;
-            }
-            receipts.got();
-        }
-    });
-    let events: Vec<AstridEvent> = (0..MESSAGES).map(|i| event("bench.tool.call", i)).collect();
-    let start = Instant::now();
-    for ev in events {
-        credit.take().await;
-        let (headers, payload) = wire::encode(&ev, "a", None).unwrap();
-        publisher
-            .publish_with_headers("astrid.bench.tool.call", headers, payload)
-            .await
-            .unwrap();
-    }
-    counter.await.unwrap();
-    MESSAGES as f64 / start.elapsed().as_secs_f64()
+    let sub = bare_subscriber(url).await;
+    let mut events = events(MESSAGES);
+    closed_loop(
+        MESSAGES,
+        |receipts| count_nats(sub, MESSAGES, receipts),
+        async || {
+            let (headers, payload) = wire::encode(&events.next().unwrap(), "a", None).unwrap();
+            publisher
+                .publish_with_headers("astrid.bench.tool.call", headers, payload)
+                .await
+                .unwrap();
+        },
+    )
+    .await
+    .0
 }
 
 /// The NATS message the bridge sends for `event(topic, 0)`: the wire
@@ -345,39 +350,31 @@ fn bare_message(topic: &str) -> (async_nats::HeaderMap, bytes::Bytes) {
     (headers, payload)
 }
 
-async fn bare_throughput(url: &str) -> f64 {
+/// A bare publisher sending the bridge's message for `bench.tool.call` on
+/// its subject, `MESSAGES` times, to `receive`.
+async fn bare_publisher_throughput<F: Future<Output = u64> + Send + 'static>(
+    url: &str,
+    receive: impl FnOnce(Receipts) -> F,
+) -> f64 {
     let publisher = async_nats::connect(url).await.unwrap();
-    let subscriber = async_nats::connect(url).await.unwrap();
-    let mut sub = subscriber
-        .subscribe("astrid.bench.tool.call")
-        .await
-        .unwrap();
-    astrid_events_nats::bridge::round_trip(&subscriber)
-        .await
-        .unwrap();
-    // The same message the bridge sends for the same event, on its subject.
     let (headers, payload) = bare_message("bench.tool.call");
-    let win = window();
-    let mut receipts = Receipts::new(&win);
-    let mut credit = Credit::new(&win);
-    let counter = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            if sub.next().await.is_none() {
-                break;
-            }
-            receipts.got();
-        }
-    });
-    let start = Instant::now();
-    for _ in 0..MESSAGES {
-        credit.take().await;
+    closed_loop(MESSAGES, receive, async || {
         publisher
             .publish_with_headers("astrid.bench.tool.call", headers.clone(), payload.clone())
             .await
             .unwrap();
-    }
-    counter.await.unwrap();
-    MESSAGES as f64 / start.elapsed().as_secs_f64()
+    })
+    .await
+    .0
+}
+
+async fn bare_throughput(url: &str) -> f64 {
+    let sub = bare_subscriber(url).await;
+    bare_publisher_throughput(url, |receipts| async move {
+        count_nats(sub, MESSAGES, receipts).await;
+        0
+    })
+    .await
 }
 
 async fn bridge_latency(url: &str) -> Histogram<u64> {

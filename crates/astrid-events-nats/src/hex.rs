@@ -1,4 +1,5 @@
-//! Lowercase hex, strict on decode.
+//! The ASCII number forms of the wire: lowercase hex (strict on decode) and
+//! decimal digits.
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -34,4 +35,19 @@ pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     s.chunks_exact(2)
         .map(|p| Some((val(p[0])? << 4) | val(p[1])?))
         .collect()
+}
+
+/// Decimal digits of `n`, written into the end of `buf`.
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }

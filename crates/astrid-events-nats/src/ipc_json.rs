@@ -171,18 +171,8 @@ fn write_timestamp(ts: &DateTime<Utc>, out: &mut Vec<u8>) -> Option<()> {
 }
 
 /// Decimal digits of `n`.
-fn write_u64(mut n: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn write_u64(n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(crate::hex::decimal(n, &mut [0; 20]).as_bytes());
 }
 
 /// A cursor over the input. Every method consumes what it read and returns

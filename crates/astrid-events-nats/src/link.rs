@@ -66,7 +66,7 @@ impl LinkStamper {
         let mut v = String::with_capacity(self.session.len() + 21);
         v.push_str(&self.session);
         v.push(':');
-        v.push_str(itoa_u64(seq, &mut [0; 20]));
+        v.push_str(crate::hex::decimal(seq, &mut [0; 20]));
         v
     }
 
@@ -77,21 +77,6 @@ impl LinkStamper {
             *seq = seq.saturating_sub(1);
         }
     }
-}
-
-/// Decimal digits of `n`, written into the end of `buf`.
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 /// Importer side: last sequence number seen per (origin, subject).
