@@ -6,6 +6,10 @@
 //! is stable: whenever the first decode and the encode succeed, the second
 //! decode succeeds and equals the first.
 //!
+//! And for any input bytes, `ipc_json` agrees with serde: its reader never
+//! reads what serde rejects nor reads it differently, and its writer writes
+//! serde's bytes for every IPC event serde reads.
+//!
 //! Quirks of 0.8.0 that the golden vectors document
 //! (`shared/compat/astrid-events-0.8.0/README.md`) and that this target
 //! therefore tolerates rather than reports:
@@ -24,7 +28,7 @@
 
 use std::sync::Arc;
 
-use astrid_events::{AstridEvent, IpcMessage, IpcPayload, ipc_size_of};
+use astrid_events::{AstridEvent, IpcMessage, IpcPayload, ipc_json, ipc_size_of};
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -92,7 +96,41 @@ where
     Some(first)
 }
 
+/// `ipc_json` against serde on `data` (same parser underneath, so events
+/// compare exactly).
+fn check_direct_json(data: &[u8]) {
+    let serde = serde_json::from_slice::<AstridEvent>(data);
+    if let Some(read) = ipc_json::read_ipc_event(data) {
+        match &serde {
+            Ok(event) => assert!(
+                read == *event,
+                "ipc_json reads another event\n{read:?}\n{event:?}"
+            ),
+            Err(e) => panic!("ipc_json reads what serde rejects ({e}): {read:?}"),
+        }
+    }
+    if let Ok(event) = &serde {
+        let mut out = Vec::new();
+        let wrote = ipc_json::write_ipc_event(event, &mut out);
+        match (wrote, serde_json::to_vec(event)) {
+            (true, Ok(want)) => assert!(
+                out == want,
+                "ipc_json writes other bytes\nwant {}\ngot  {}",
+                String::from_utf8_lossy(&want),
+                String::from_utf8_lossy(&out)
+            ),
+            (false, Err(_)) => assert!(out.is_empty()),
+            (false, Ok(_)) => assert!(
+                !matches!(event, AstridEvent::Ipc { .. }),
+                "ipc_json declines an IPC event serde writes"
+            ),
+            (true, Err(e)) => panic!("ipc_json writes what serde cannot ({e})"),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    check_direct_json(data);
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };

@@ -36,7 +36,6 @@ pub mod subject;
 pub mod wire;
 
 mod hex;
-mod ipc_json;
 
 pub use bridge::{Bridge, BridgeBuilder, BridgeStats, ShutdownError, StartError};
 pub use sign::{KeyId, NodeSigner, TrustedKeys, VerifyError};

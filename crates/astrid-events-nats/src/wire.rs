@@ -13,12 +13,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::LazyLock;
 
-use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+use astrid_events::AstridEvent;
 use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use memchr::memmem;
 use uuid::Uuid;
 
 use crate::hex;
@@ -192,7 +190,7 @@ pub fn encode(
     // Most events fit without growing the buffer.
     let mut body = Vec::with_capacity(512);
     // serde's own layout of an IPC event, written directly (see `ipc_json`).
-    if !crate::ipc_json::write_ipc_event(event, &mut body) {
+    if !astrid_events::ipc_json::write_ipc_event(event, &mut body) {
         serde_json::to_writer(&mut body, event).map_err(EncodeError::Json)?;
     }
     // Names from `name` (static, no allocation or validation per message).
@@ -215,163 +213,14 @@ pub fn encode(
     Ok((h, Bytes::from(body)))
 }
 
-/// `serde_json::from_slice::<AstridEvent>`, faster for IPC events.
-///
-/// The derived `Deserialize` of the internally tagged [`AstridEvent`] first
-/// buffers the whole object (every nested value) before it looks at the tag.
-/// [`IpcWire`] reads the common shape of an IPC event (a `"type": "ipc"` tag,
-/// `metadata` and `message`) directly, with the same `Deserialize` impls for
-/// the fields. It accepts a subset of what the derived impl accepts and yields
-/// the same event for it; anything else (other variants, an error) goes
-/// through the derived impl, so results and errors are unchanged.
+/// `serde_json::from_slice::<AstridEvent>`, faster for IPC events in serde's
+/// own layout (see [`astrid_events::ipc_json`]); anything else goes through
+/// serde, so results and errors are serde's.
 pub(crate) fn decode_event(payload: &[u8]) -> Result<AstridEvent, DecodeError> {
-    // serde's own layout of an IPC event, read directly (see `ipc_json`).
-    if let Some(event) = crate::ipc_json::read_ipc_event(payload) {
+    if let Some(event) = astrid_events::ipc_json::read_ipc_event(payload) {
         return Ok(event);
     }
-    // The payload of the common `custom` shape is read without serde's
-    // buffering of the internally tagged `IpcPayload` (see `CustomWire`).
-    if CUSTOM_PAYLOAD.find(payload).is_some()
-        && let Ok(w) = serde_json::from_slice::<IpcWire<CustomMessageWire>>(payload)
-    {
-        let m = w.message;
-        return Ok(AstridEvent::Ipc {
-            metadata: w.metadata,
-            message: IpcMessage {
-                topic: m.topic,
-                payload: IpcPayload::Custom { data: m.payload.0 },
-                signature: m.signature,
-                source_id: m.source_id,
-                timestamp: m.timestamp,
-                seq: m.seq,
-                principal: m.principal,
-            },
-        });
-    }
-    if let Ok(w) = serde_json::from_slice::<IpcWire>(payload) {
-        return Ok(AstridEvent::Ipc {
-            metadata: w.metadata,
-            message: w.message,
-        });
-    }
     serde_json::from_slice(payload).map_err(DecodeError::Json)
-}
-
-/// The fields of an IPC event; see [`decode_event`].
-#[derive(serde::Deserialize)]
-struct IpcWire<M = IpcMessage> {
-    #[serde(rename = "type")]
-    _tag: IpcTag,
-    metadata: EventMetadata,
-    message: M,
-}
-
-/// Finds the start of a `custom` payload (built once: building a finder
-/// costs more than a search).
-static CUSTOM_PAYLOAD: LazyLock<memmem::Finder<'static>> =
-    LazyLock::new(|| memmem::Finder::new(br#""payload":{"type":"custom","data":"#));
-
-/// [`IpcMessage`] with the same fields and serde attributes, except that the
-/// payload must be a [`CustomWire`]. Kept in step with `IpcMessage` by the
-/// test `ipc_fast_path_agrees_with_derived_decode`.
-#[derive(serde::Deserialize)]
-struct CustomMessageWire {
-    topic: String,
-    payload: CustomWire,
-    #[serde(default)]
-    signature: Option<Vec<u8>>,
-    source_id: Uuid,
-    #[serde(default = "chrono::Utc::now", with = "astrid_events::timestamp")]
-    timestamp: chrono::DateTime<chrono::Utc>,
-    #[serde(default)]
-    seq: u64,
-    #[serde(default)]
-    principal: Option<String>,
-}
-
-/// The data of an `IpcPayload::Custom` written as the serializer writes it:
-/// an object with the key `"type"` = `"custom"` first, then the key
-/// `"data"`, and nothing else (keys and tag compared unescaped). For that
-/// input the derived impl yields `Custom { data }` with the same value;
-/// anything else is an error here, and the caller falls back to the derived
-/// impl.
-struct CustomWire(serde_json::Value);
-
-impl<'de> serde::Deserialize<'de> for CustomWire {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Exactly one string: 0 = `type`, 1 = `custom`, 2 = `data`.
-        struct Exact<const K: u8>;
-        impl<'de, const K: u8> serde::Deserialize<'de> for Exact<K> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_str(Exact::<K>)
-            }
-        }
-        impl<const K: u8> serde::de::Visitor<'_> for Exact<K> {
-            type Value = Self;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an exact string")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self, E> {
-                let want = match K {
-                    0 => "type",
-                    1 => "custom",
-                    _ => "data",
-                };
-                if v == want {
-                    Ok(self)
-                } else {
-                    Err(E::custom("not the fast-path shape"))
-                }
-            }
-        }
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = CustomWire;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a custom IPC payload")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<CustomWire, A::Error> {
-                use serde::de::Error;
-                let shape = || A::Error::custom("not the fast-path shape");
-                m.next_key::<Exact<0>>()?.ok_or_else(shape)?;
-                m.next_value::<Exact<1>>()?;
-                m.next_key::<Exact<2>>()?.ok_or_else(shape)?;
-                let data = m.next_value::<serde_json::Value>()?;
-                if m.next_key::<serde::de::IgnoredAny>()?.is_some() {
-                    return Err(shape());
-                }
-                Ok(CustomWire(data))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// The tag `"ipc"`, as a JSON string only (a derived unit enum would also
-/// take `{"ipc": null}`, which the derived event impl rejects).
-struct IpcTag;
-
-impl<'de> serde::Deserialize<'de> for IpcTag {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = IpcTag;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("the string \"ipc\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IpcTag, E> {
-                if v == "ipc" {
-                    Ok(IpcTag)
-                } else {
-                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
-                }
-            }
-        }
-        d.deserialize_str(V)
-    }
 }
 
 /// The header name `n`, without the allocation and validation of a `&str`
@@ -682,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn ipc_fast_path_agrees_with_derived_decode() {
+    fn decode_event_agrees_with_derived_decode() {
         let ev = ipc(Some("alice"));
         let good = String::from_utf8(serde_json::to_vec(&ev).unwrap()).unwrap();
         let v: serde_json::Value = serde_json::from_str(&good).unwrap();

@@ -21,6 +21,7 @@
 
 mod event;
 pub mod ipc;
+pub mod ipc_json;
 pub mod llm;
 #[cfg(feature = "runtime")]
 pub mod rate_limiter;

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload, ipc_json};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -180,12 +180,53 @@ fn check_roundtrip(report: &mut Report, name: &str, line: &Value, wire: &str, js
             .push(format!("{name}: json does not decode: {e}")),
     }
 
+    check_direct_json(report, name, wire, Some(&event));
     check_accessors(report, name, line, &event);
     let variant = name.split('/').next().unwrap_or(name);
     let actual = variant_name(&event);
     report.check(name, actual == variant, || {
         format!("decoded as variant {actual}")
     });
+}
+
+/// `ipc_json` agrees with serde on `wire`: the reader reads serde's own
+/// layout of an IPC event (and declines or agrees on anything else), the
+/// writer writes serde's bytes.
+fn check_direct_json(report: &mut Report, name: &str, wire: &str, serde: Option<&AstridEvent>) {
+    let read = ipc_json::read_ipc_event(wire.as_bytes());
+    let is_ipc = matches!(serde, Some(AstridEvent::Ipc { .. }));
+    match (&read, serde) {
+        (Some(read), Some(event)) => report.check(name, read == event, || {
+            "ipc_json reads a different event than serde".to_owned()
+        }),
+        (Some(_), None) => report
+            .failures
+            .push(format!("{name}: ipc_json reads what serde rejects")),
+        (None, _) => {}
+    }
+    if let Some(event) = serde {
+        let canonical = serde_json::to_string(event).expect("serializes") == wire;
+        if is_ipc && canonical {
+            report.check(name, read.is_some(), || {
+                "ipc_json declines serde's own layout".to_owned()
+            });
+        }
+        let mut out = Vec::new();
+        let wrote = ipc_json::write_ipc_event(event, &mut out);
+        report.check(name, wrote == is_ipc, || {
+            format!("write_ipc_event returned {wrote}")
+        });
+        if wrote {
+            let want = serde_json::to_vec(event).expect("serializes");
+            report.check(name, out == want, || {
+                format!(
+                    "ipc_json writes other bytes than serde\n  want {}\n  got  {}",
+                    String::from_utf8_lossy(&want),
+                    String::from_utf8_lossy(&out)
+                )
+            });
+        }
+    }
 }
 
 /// `event_type()` and `metadata()` agree with the vector.
@@ -402,6 +443,7 @@ fn check_tolerance_line(report: &mut Report, line: &Value) {
     );
     if let Some(text) = line.get("input_str").and_then(Value::as_str) {
         let result = serde_json::from_str::<AstridEvent>(text);
+        check_direct_json(report, name, text, result.as_ref().ok());
         check_decoded(
             report,
             &format!("{name} (from_str)"),

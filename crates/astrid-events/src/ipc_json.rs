@@ -1,29 +1,39 @@
-//! A direct reader and writer for the JSON of an IPC event, in the exact
-//! layout serde writes it (the 0.8.0 layout: fixed key order, no whitespace
-//! between keys and values, `null` for absent options except `principal`,
-//! which is left out).
+//! The JSON of an IPC event, read and written directly in the exact layout
+//! serde writes it (the 0.8.0 layout: fixed key order, no whitespace between
+//! keys and values, `null` for absent options except `principal`, which is
+//! left out). For code that moves many events as JSON (the NATS bridge).
 //!
-//! [`write_ipc_event`] writes the same bytes as `serde_json::to_writer`
-//! (tested byte for byte on generated events), walking the layout directly
-//! and leaving strings, timestamps and the payload to the serde impls the
-//! derived code calls.
+//! [`write_ipc_event`] writes the same bytes as `serde_json::to_writer`,
+//! walking the layout and leaving strings, timestamps and the payload to the
+//! serde impls the derived code calls.
 //!
-//! The importer decodes every message it receives, and the derived
-//! `Deserialize` impls pay for generality the wire never uses: key matching,
-//! any key order, and, for the internally tagged payload, buffering every
-//! nested value before reading the tag. [`read_ipc_event`] walks the known
-//! layout instead and hands the few values with a shape of their own (the
-//! payload, escaped strings, timestamps) to the same serde impls the derived
-//! code uses.
+//! [`read_ipc_event`] skips what the derived `Deserialize` impls pay for
+//! generality the wire never uses (key matching, any key order, and, for the
+//! internally tagged payload, buffering every nested value before reading
+//! the tag). It accepts a subset of what the derived impl accepts and yields
+//! the same event for it; for anything else (other variants, another key
+//! order, whitespace between fields, an unusual number) it returns `None`,
+//! and the caller uses serde, whose result and error then stand. (Inside the
+//! payload, whatever serde_json accepts is accepted.)
 //!
-//! It accepts a subset of what the derived impl accepts and yields the same
-//! event for it; for anything else (other variants, another key order,
-//! whitespace, an unusual number) it returns `None` and the caller uses the
-//! derived impl, whose result and error then stand. (Inside the payload,
-//! whatever serde_json accepts is accepted, whitespace included.) Tested
-//! against the derived impl on generated events and on corrupted encodings.
+//! Both are tested against serde on generated events, on corrupted encodings
+//! and on the 0.8.0 golden vectors, and fuzzed (`fuzz/`, target `decode`).
+//!
+//! ```
+//! use astrid_events::ipc_json::{read_ipc_event, write_ipc_event};
+//! use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+//!
+//! let data = serde_json::json!({"path": "/tmp/x"});
+//! let message = IpcMessage::new("tool.v1.read", IpcPayload::Custom { data }, uuid::Uuid::nil());
+//! let event = AstridEvent::Ipc { metadata: EventMetadata::new("kernel"), message };
+//! let mut json = Vec::new();
+//! assert!(write_ipc_event(&event, &mut json));
+//! assert_eq!(json, serde_json::to_vec(&event).unwrap());
+//! let read = read_ipc_event(&json).unwrap_or_else(|| serde_json::from_slice(&json).unwrap());
+//! assert_eq!(read, event);
+//! ```
 
-use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+use crate::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
 use chrono::{DateTime, Utc};
 use serde::de::value::BorrowedStrDeserializer;
 use uuid::Uuid;
@@ -35,7 +45,7 @@ use uuid::Uuid;
 const MAX_PAYLOAD_DEPTH: usize = 64;
 
 /// The event in `json` if it is an IPC event in serde's own layout.
-pub(crate) fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
+pub fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
     let mut r = Reader { b: json, at: 0 };
     r.lit(br#"{"type":"ipc","metadata":{"event_id":"#)?;
     let event_id = r.uuid()?;
@@ -92,7 +102,7 @@ pub(crate) fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
 
 /// Appends the JSON of `event` to `out` if it is an IPC event (the same bytes
 /// as `serde_json::to_writer`); `false`, with `out` unchanged, otherwise.
-pub(crate) fn write_ipc_event(event: &AstridEvent, out: &mut Vec<u8>) -> bool {
+pub fn write_ipc_event(event: &AstridEvent, out: &mut Vec<u8>) -> bool {
     let AstridEvent::Ipc { metadata, message } = event else {
         return false;
     };
@@ -135,7 +145,7 @@ fn write_ipc(metadata: &EventMetadata, message: &IpcMessage, out: &mut Vec<u8>) 
                 if i > 0 {
                     out.push(b',');
                 }
-                write_u64(u64::from(*b), out);
+                write_u64(u64::from(*b), out)?;
             }
             out.push(b']');
         }
@@ -145,7 +155,7 @@ fn write_ipc(metadata: &EventMetadata, message: &IpcMessage, out: &mut Vec<u8>) 
     out.extend_from_slice(br#","timestamp":"#);
     write_timestamp(&message.timestamp, out)?;
     out.extend_from_slice(br#","seq":"#);
-    write_u64(message.seq, out);
+    write_u64(message.seq, out)?;
     if let Some(principal) = &message.principal {
         out.extend_from_slice(br#","principal":"#);
         serde_json::to_writer(&mut *out, principal).ok()?;
@@ -167,12 +177,12 @@ fn write_uuid(id: &Uuid, out: &mut Vec<u8>) {
 
 /// A timestamp as the event types write it.
 fn write_timestamp(ts: &DateTime<Utc>, out: &mut Vec<u8>) -> Option<()> {
-    astrid_events::timestamp::serialize(ts, &mut serde_json::Serializer::new(&mut *out)).ok()
+    crate::timestamp::serialize(ts, &mut serde_json::Serializer::new(&mut *out)).ok()
 }
 
-/// Decimal digits of `n`.
-fn write_u64(n: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(crate::hex::decimal(n, &mut [0; 20]).as_bytes());
+/// A number as serde_json writes it.
+fn write_u64(n: u64, out: &mut Vec<u8>) -> Option<()> {
+    serde_json::to_writer(&mut *out, &n).ok()
 }
 
 /// A cursor over the input. Every method consumes what it read and returns
@@ -250,10 +260,7 @@ impl<'a> Reader<'a> {
     /// A timestamp string, read by the event types' own timestamp impl.
     fn timestamp(&mut self) -> Option<DateTime<Utc>> {
         let text = self.plain_str()?;
-        astrid_events::timestamp::deserialize(BorrowedStrDeserializer::<serde_json::Error>::new(
-            text,
-        ))
-        .ok()
+        crate::timestamp::deserialize(BorrowedStrDeserializer::<serde_json::Error>::new(text)).ok()
     }
 
     /// A `u64` in JSON's number syntax (no sign, fraction, exponent or
