@@ -47,11 +47,12 @@
 //! assert_eq!(bus.sync_subscriber_count(), 0);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 use serde::Serialize;
 
@@ -99,10 +100,26 @@ pub struct SpaceSaving {
     keys: Vec<String>,
     counts: Vec<u64>,
     errors: Vec<u64>,
-    /// Key -> slot; exactly the keys of `keys`.
-    index: HashMap<String, usize, BuildHasherDefault<FastHasher>>,
+    /// `hash_key` of each slot's key (so a slot is found again without
+    /// hashing its key a second time).
+    hashes: Vec<u64>,
+    /// The slots, found by their key's hash; exactly the slots of `keys`.
+    index: HashTable<usize>,
     /// Items offered since creation or the last `clear`.
     total: u64,
+    /// No count is below this (counts only grow): a slot holding it is a
+    /// minimum, and the search for one stops there.
+    floor: u64,
+    /// Where the next search for a minimum starts (after the last slot
+    /// taken over, so equal minima are taken in turn).
+    cursor: usize,
+}
+
+/// The hash of a tracked key (each key is hashed once per offer).
+fn hash_key(key: &str) -> u64 {
+    let mut h = FastHasher::default();
+    h.write(key.as_bytes());
+    h.finish()
 }
 
 /// A fast, unkeyed hasher for the `k` tracked topics (multiply-rotate, as
@@ -167,8 +184,11 @@ impl SpaceSaving {
             keys: Vec::with_capacity(k),
             counts: Vec::with_capacity(k),
             errors: Vec::with_capacity(k),
-            index: HashMap::with_capacity_and_hasher(k, BuildHasherDefault::default()),
+            hashes: Vec::with_capacity(k),
+            index: HashTable::with_capacity(k),
             total: 0,
+            floor: 0,
+            cursor: 0,
         }
     }
 
@@ -181,39 +201,58 @@ impl SpaceSaving {
     /// (re)assigned to `key` by this call, the count the slot started from.
     fn offer_slot(&mut self, key: &str) -> (usize, Option<u64>) {
         self.total += 1;
-        if let Some(&i) = self.index.get(key) {
+        let hash = hash_key(key);
+        let keys = &self.keys;
+        if let Some(&i) = self.index.find(hash, |&i| keys[i] == key) {
             self.counts[i] += 1;
             return (i, None);
         }
         let slot = self.keys.len();
         if slot < self.k {
-            self.index.insert(key.to_owned(), slot);
             self.keys.push(key.to_owned());
             self.counts.push(1);
             self.errors.push(0);
+            self.hashes.push(hash);
+            let hashes = &self.hashes;
+            self.index.insert_unique(hash, slot, |&i| hashes[i]);
             return (slot, Some(0));
         }
-        let mut slot = 0;
-        let mut min = u64::MAX;
-        for (i, &c) in self.counts.iter().enumerate() {
-            if c < min {
-                (slot, min) = (i, c);
-            }
-        }
-        // Take the slot over, reusing both key buffers: no allocation in the
+        let (slot, min) = self.min_slot();
+        // Take the slot over, reusing its key buffer: no allocation in the
         // steady state of a high-cardinality stream.
-        let mut owned = self
-            .index
-            .remove_entry(self.keys[slot].as_str())
-            .map_or_else(String::new, |(k, _)| k);
-        owned.clear();
-        owned.push_str(key);
+        if let Ok(entry) = self.index.find_entry(self.hashes[slot], |&i| i == slot) {
+            entry.remove();
+        }
         self.keys[slot].clear();
         self.keys[slot].push_str(key);
+        self.hashes[slot] = hash;
         self.counts[slot] = min + 1;
         self.errors[slot] = min;
-        self.index.insert(owned, slot);
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, slot, |&i| hashes[i]);
         (slot, Some(min))
+    }
+
+    /// A slot with the smallest count, and that count: the first slot from
+    /// `cursor` holding `floor` if any (usually within a few slots), else
+    /// the smallest found in one full pass (which becomes the new floor).
+    fn min_slot(&mut self) -> (usize, u64) {
+        let k = self.counts.len();
+        let (mut best, mut min) = (0, u64::MAX);
+        for step in 0..k {
+            let i = (self.cursor + step) % k;
+            let c = self.counts[i];
+            if c == self.floor {
+                (best, min) = (i, c);
+                break;
+            }
+            if c < min {
+                (best, min) = (i, c);
+            }
+        }
+        self.floor = min;
+        self.cursor = (best + 1) % k;
+        (best, min)
     }
 
     /// Items offered so far.
@@ -238,7 +277,7 @@ impl SpaceSaving {
 
     /// `(count, error)` of `key`, if tracked.
     pub fn estimate(&self, key: &str) -> Option<(u64, u64)> {
-        let i = *self.index.get(key)?;
+        let i = *self.index.find(hash_key(key), |&i| self.keys[i] == key)?;
         Some((self.counts[i], self.errors[i]))
     }
 
@@ -260,8 +299,11 @@ impl SpaceSaving {
         self.keys.clear();
         self.counts.clear();
         self.errors.clear();
+        self.hashes.clear();
         self.index.clear();
         self.total = 0;
+        self.floor = 0;
+        self.cursor = 0;
     }
 }
 
@@ -305,7 +347,8 @@ struct Counters {
     events: u64,
     /// IPC events seen (the ones with a topic).
     ipc_events: u64,
-    /// Events by `event_type()`; a fixed set of kinds, so a short list.
+    /// Non-IPC events by `event_type()`; a fixed set of kinds, so a short
+    /// list (IPC events are `ipc_events`).
     kinds: Vec<(&'static str, u64)>,
     /// Topics since attach.
     topics: SpaceSaving,
@@ -326,12 +369,8 @@ struct Counters {
 impl Counters {
     fn observe(&mut self, event: &AstridEvent) {
         self.events += 1;
-        let kind = event.event_type();
-        match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => self.kinds.push((kind, 1)),
-        }
         if let AstridEvent::Ipc { message, .. } = event {
+            // Counted in `ipc_events` only; the snapshot adds the kind.
             self.ipc_events += 1;
             let (slot, fresh) = self.topics.offer_slot(&message.topic);
             if let Some(base) = fresh {
@@ -340,6 +379,12 @@ impl Counters {
                 } else {
                     self.bases[slot] = base;
                 }
+            }
+        } else {
+            let kind = event.event_type();
+            match self.kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => self.kinds.push((kind, 1)),
             }
         }
         self.since_clock_check += 1;
@@ -553,10 +598,13 @@ impl MonitorRecorder {
         let secs = window_len.as_secs_f64();
         let top_topics = c.topics.top();
         let attributed: u64 = top_topics.iter().map(|t| t.count - t.error).sum();
+        let ipc = (c.ipc_events > 0).then_some(("ipc", c.ipc_events));
         let mut kinds: Vec<KindCount> = c
             .kinds
             .iter()
-            .map(|&(kind, count)| KindCount { kind, count })
+            .copied()
+            .chain(ipc)
+            .map(|(kind, count)| KindCount { kind, count })
             .collect();
         kinds.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.kind.cmp(b.kind)));
         MonitorSnapshot {
@@ -657,6 +705,7 @@ mod tests {
     use super::*;
     use crate::{EventMetadata, IpcMessage, IpcPayload};
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn ipc(topic: &str) -> AstridEvent {
         let message = IpcMessage::new(
@@ -749,7 +798,8 @@ mod tests {
             assert_eq!(c.topics.index.len(), 32);
             assert!(c.topics.keys.capacity() <= 64 && c.topics.counts.capacity() <= 64);
             assert!(c.bases.len() <= 32);
-            assert!(c.kinds.len() == 1);
+            // IPC events are counted apart from the other kinds.
+            assert!(c.kinds.is_empty());
             assert!(c.evictions.counts.len() <= MAX_NAMED_ENTRIES + 1);
         }
         let s = monitor.snapshot();
