@@ -11,7 +11,7 @@
 //! serde's bytes for every IPC event serde reads.
 //!
 //! Quirks of 0.8.0 that the golden vectors document
-//! (`shared/compat/astrid-events-0.8.0/README.md`) and that this target
+//! (`crates/astrid-events/tests/golden/README.md`) and that this target
 //! therefore tolerates rather than reports:
 //! - a non-object `RawJson` fails to *encode* (not a failure here: the
 //!   property only applies when encode succeeds);

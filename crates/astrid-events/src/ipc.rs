@@ -3,7 +3,7 @@
 //!
 //! Everything here is wire-compatible with `astrid-events` 0.8.0 (module
 //! `astrid_events::ipc`); the golden vectors in
-//! `shared/compat/astrid-events-0.8.0` are the reference. The LLM types that
+//! `tests/golden/` are the reference. The LLM types that
 //! payloads embed live in [`crate::llm`].
 //!
 //! Wire notes worth keeping in mind when touching these types:

@@ -4,7 +4,7 @@
 //!
 //! This module owns every LLM-facing type that 0.8.0 exposes under
 //! `astrid_events::llm`. The serde shapes are part of the wire format and are
-//! pinned by the golden vectors in `shared/compat/astrid-events-0.8.0`:
+//! pinned by the golden vectors in `tests/golden/`:
 //!
 //! - [`MessageRole`] is written in lowercase (`"user"`, `"tool"`, ...).
 //! - [`MessageContent`] is untagged; on input an array is tried as

@@ -1,6 +1,6 @@
 //! Wire compatibility of [`AstridEvent`] with `astrid-events` 0.8.0.
 //!
-//! Replays the golden vectors in `shared/compat/astrid-events-0.8.0/`
+//! Replays the golden vectors in `tests/golden/`
 //! (`events.jsonl` and the `AstridEvent` lines of `tolerance.jsonl`), which
 //! were produced by serializing values of the published 0.8.0 crate.
 //!
@@ -9,15 +9,14 @@
 //! Every test counts the lines it checked and asserts the expected number,
 //! so an empty or truncated vector file cannot make it pass.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload, ipc_json};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-const VECTORS: &str = "shared/compat/astrid-events-0.8.0";
 
 /// Lines in `events.jsonl`.
 const EVENT_LINES: usize = 126;
@@ -34,41 +33,8 @@ const VARIANTS: usize = 58;
 // Loading
 // ---------------------------------------------------------------------------
 
-/// The vector directory: `<manifest>/../../../shared/...` (the repository is
-/// checked out next to `shared/`), else the first ancestor of the manifest
-/// directory that contains it.
-fn vectors_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let beside = manifest.join("../../..").join(VECTORS);
-    if beside.is_dir() {
-        return beside;
-    }
-    manifest
-        .ancestors()
-        .map(|dir| dir.join(VECTORS))
-        .find(|candidate| candidate.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "golden vectors not found: expected `{VECTORS}` beside the repository \
-                 ({}) or in an ancestor of {}",
-                beside.display(),
-                manifest.display()
-            )
-        })
-}
-
 fn load(file: &str) -> Vec<Value> {
-    let path = vectors_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("{}:{}: invalid JSON: {e}", path.display(), i + 1))
-        })
-        .collect()
+    common::load_jsonl(file)
 }
 
 fn str_field<'a>(line: &'a Value, key: &str) -> &'a str {

@@ -7,7 +7,7 @@
 //! checked by `golden_events.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use astrid_events::ipc::{IpcMessage, IpcPayload};
 use astrid_events::llm::{LlmResponse, Message, MessageContent, MessageRole, StopReason, Usage};
@@ -15,45 +15,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const VECTOR_DIR: &str = "shared/compat/astrid-events-0.8.0";
-
-/// Locates the vector directory: first `<manifest>/../../../shared/...`, then
-/// any ancestor of the manifest directory holding `shared/compat/...`.
-fn vector_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let direct = manifest.join("../../..").join(VECTOR_DIR);
-    if direct.join("README.md").is_file() {
-        return direct;
-    }
-    for ancestor in manifest.ancestors() {
-        let candidate = ancestor.join(VECTOR_DIR);
-        if candidate.join("README.md").is_file() {
-            return candidate;
-        }
-    }
-    panic!(
-        "golden vectors not found: looked for {VECTOR_DIR} at {} and in every ancestor of {}",
-        direct.display(),
-        manifest.display()
-    );
-}
-
-/// Reads a JSONL file into (raw line count, parsed lines).
+/// Reads a JSONL file into (line count, parsed lines).
 fn load(file: &str) -> (usize, Vec<Value>) {
-    let path = vector_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let raw_count = text.lines().filter(|l| !l.trim().is_empty()).count();
-    let lines: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{file}:{}: not JSON: {e}", i + 1))
-        })
-        .collect();
-    assert!(raw_count > 0, "{file} is empty");
-    (raw_count, lines)
+    let lines = common::load_jsonl(file);
+    assert!(!lines.is_empty(), "{file} is empty");
+    (lines.len(), lines)
 }
 
 fn str_field<'a>(line: &'a Value, key: &str) -> &'a str {

@@ -5,15 +5,13 @@ pub mod events;
 
 use std::path::PathBuf;
 
-/// The golden vectors of astrid-events 0.8.0, checked out beside the repo at
-/// `../shared/compat/astrid-events-0.8.0/` (relative to the repository root).
+/// The golden vectors of astrid-events 0.8.0, kept in this crate at
+/// `tests/golden/` (data recorded from the published crate; see its README).
 pub fn compat_dir() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    // crates/astrid-events -> repo root -> its parent.
-    let dir = manifest.join("../../../shared/compat/astrid-events-0.8.0");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     assert!(
         dir.join("README.md").is_file(),
-        "golden vectors not found at {}: the repository must be checked out beside `shared/`",
+        "golden vectors not found at {}",
         dir.display()
     );
     dir
