@@ -4,7 +4,7 @@
 //! here from the rules documented in `topic.rs`:
 //!
 //! 1. `topic_pattern_matches` (the allocation-free matcher);
-//! 2. `TopicMatcher::matches`;
+//! 2. `TopicMatcher::matches_topic`;
 //! 3. the topic index (a trie, `pub(crate)`), reached through the public
 //!    bus: every fuzzed pattern gets a topic receiver and a routed receiver,
 //!    some are dropped again (exercising trie pruning), then one IPC event is
@@ -112,9 +112,9 @@ fuzz_target!(|input: Input| {
             "topic_pattern_matches({pattern:?}, {topic:?})"
         );
         assert_eq!(
-            TopicMatcher::new(pattern.as_str()).matches(&topic),
+            TopicMatcher::new(pattern.as_str()).matches_topic(&topic),
             expected,
-            "TopicMatcher({pattern:?}).matches({topic:?})"
+            "TopicMatcher({pattern:?}).matches_topic({topic:?})"
         );
     }
     if patterns.is_empty() {

@@ -123,6 +123,7 @@ impl EventBusBuilder {
     }
 
     /// Builds the bus.
+    #[must_use]
     pub fn build(self) -> EventBus {
         let capacity = self.capacity.max(1);
         let (broadcast, _) = broadcast::channel(capacity);
@@ -301,6 +302,7 @@ impl Default for EventBus {
 
 impl EventBus {
     /// A bus with capacity [`DEFAULT_CHANNEL_CAPACITY`] (1024).
+    #[must_use]
     pub fn new() -> Self {
         Self::with_capacity(DEFAULT_CHANNEL_CAPACITY)
     }
@@ -308,16 +310,19 @@ impl EventBus {
     /// A bus whose topic queues hold `capacity` events each and whose
     /// broadcast channel (plain receivers) holds at least `capacity` (tokio
     /// rounds it up to a power of two). 0 is raised to 1.
+    #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         Self::builder().capacity(capacity).build()
     }
 
     /// A bus that retains the last event of the topics `policy` names.
+    #[must_use]
     pub fn with_retention(policy: RetentionPolicy) -> Self {
         Self::builder().retention(policy).build()
     }
 
     /// A builder for a bus with non-default settings.
+    #[must_use]
     pub fn builder() -> EventBusBuilder {
         EventBusBuilder {
             capacity: DEFAULT_CHANNEL_CAPACITY,
@@ -327,11 +332,13 @@ impl EventBus {
     }
 
     /// The retained event of exactly `topic`, if the bus retains it.
+    #[must_use]
     pub fn last(&self, topic: &str) -> Option<Arc<AstridEvent>> {
         self.shared.retained.as_ref()?.lock().get(topic)
     }
 
     /// The capacity given at construction.
+    #[must_use]
     pub fn capacity(&self) -> usize {
         self.shared.capacity
     }
@@ -543,6 +550,7 @@ impl EventBus {
     /// the new event for this route (counted, reported by `drain_lagged`),
     /// and [`publish_with_backpressure`](Self::publish_with_backpressure)
     /// waits for room. For streams that must not be cut, like LLM tokens.
+    #[must_use]
     pub fn subscribe_topic_routed_lossless(
         &self,
         capsule_uuid: Uuid,
@@ -562,16 +570,19 @@ impl EventBus {
     }
 
     /// Subscribes to every event. Lag is reported under `untagged`.
+    #[must_use]
     pub fn subscribe(&self) -> EventReceiver {
         self.subscribe_as(UNTAGGED_SUBSCRIBER)
     }
 
     /// Subscribes to every event; `subscriber` labels its lag metric.
+    #[must_use]
     pub fn subscribe_as(&self, subscriber: &'static str) -> EventReceiver {
         EventReceiver::all(self.shared.broadcast.subscribe(), subscriber)
     }
 
     /// Subscribes to IPC events whose topic matches `pattern`.
+    #[must_use]
     pub fn subscribe_topic(&self, pattern: impl Into<String>) -> EventReceiver {
         self.subscribe_topic_as(pattern, UNTAGGED_SUBSCRIBER)
     }
@@ -581,6 +592,7 @@ impl EventBus {
     ///
     /// Non-IPC events never reach a topic receiver. Only publishes whose
     /// topic matches touch this receiver at all.
+    #[must_use]
     pub fn subscribe_topic_as(
         &self,
         pattern: impl Into<String>,
@@ -593,6 +605,7 @@ impl EventBus {
     /// delivers the retained events whose topic matches `pattern` (oldest
     /// publish first), then live events, with no gap and no duplicate
     /// between the two. Without retention it is `subscribe_topic_as`.
+    #[must_use]
     pub fn subscribe_topic_with_last(
         &self,
         pattern: impl Into<String>,
@@ -621,6 +634,7 @@ impl EventBus {
     /// Subscribes capsule `capsule_uuid` to IPC events matching
     /// `topic_pattern`, queued per principal and drained fairly. See
     /// [`RoutedEventReceiver`].
+    #[must_use]
     pub fn subscribe_topic_routed(
         &self,
         capsule_uuid: Uuid,
@@ -641,6 +655,7 @@ impl EventBus {
     /// with `scope: Some(p)` only events whose principal equals `p` are
     /// admitted. Foreign events are dropped before they touch the budget, are
     /// not counted as lag and do not wake the receiver.
+    #[must_use]
     pub fn subscribe_topic_routed_scoped(
         &self,
         capsule_uuid: Uuid,
@@ -663,6 +678,7 @@ impl EventBus {
     /// but first queues the retained events whose topic matches (scope
     /// applies: a scoped route gets only its own principal's), then live
     /// events, with no gap and no duplicate between the two.
+    #[must_use]
     pub fn subscribe_topic_routed_with_last(
         &self,
         capsule_uuid: Uuid,
@@ -751,11 +767,13 @@ impl EventBus {
     /// Number of live async receivers: plain and topic receivers (routed
     /// subscriptions are counted by
     /// [`routed_subscription_count`](Self::routed_subscription_count)).
+    #[must_use]
     pub fn subscriber_count(&self) -> usize {
         self.shared.broadcast.receiver_count() + self.shared.topic_receivers.load(Ordering::Relaxed)
     }
 
     /// Number of live routed subscriptions.
+    #[must_use]
     pub fn routed_subscription_count(&self) -> usize {
         self.shared.routes.load(Ordering::Relaxed)
     }
@@ -772,6 +790,7 @@ impl EventBus {
     }
 
     /// Number of registered synchronous subscribers.
+    #[must_use]
     pub fn sync_subscriber_count(&self) -> usize {
         self.shared.registry.len()
     }

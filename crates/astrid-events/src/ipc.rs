@@ -22,6 +22,11 @@ use uuid::Uuid;
 
 use crate::llm::{LlmResponse, LlmToolDefinition, Message, StreamEvent, ToolCallResult};
 
+/// 0.8.0 exports the limiter from this module too; the runtime imports it
+/// from here.
+#[cfg(feature = "runtime")]
+pub use crate::rate_limiter::IpcRateLimiter;
+
 /// A message published on the bus by a capsule, frontend or the kernel.
 ///
 /// Field order is the wire order. `signature` is always written (`null` when
@@ -54,6 +59,7 @@ pub struct IpcMessage {
 impl IpcMessage {
     /// A new unsigned message stamped with the current time, `seq` 0 and no
     /// principal.
+    #[must_use]
     pub fn new(topic: impl Into<String>, payload: IpcPayload, source_id: Uuid) -> Self {
         Self {
             topic: topic.into(),

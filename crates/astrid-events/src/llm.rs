@@ -28,17 +28,17 @@ pub struct Message {
 impl Message {
     /// A plain-text turn from the user.
     pub fn user(content: impl Into<String>) -> Self {
-        Self::text(MessageRole::User, content)
+        Self::plain(MessageRole::User, content)
     }
 
     /// A plain-text turn from the assistant.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Self::text(MessageRole::Assistant, content)
+        Self::plain(MessageRole::Assistant, content)
     }
 
     /// A plain-text system instruction.
     pub fn system(content: impl Into<String>) -> Self {
-        Self::text(MessageRole::System, content)
+        Self::plain(MessageRole::System, content)
     }
 
     /// An assistant turn that requests the given tool calls.
@@ -59,7 +59,27 @@ impl Message {
         }
     }
 
-    fn text(role: MessageRole, content: impl Into<String>) -> Self {
+    /// The text of a [`MessageContent::Text`] turn; `None` for any other
+    /// content (multi-part text included).
+    #[must_use]
+    pub fn text(&self) -> Option<&str> {
+        match &self.content {
+            MessageContent::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The calls of a [`MessageContent::ToolCalls`] turn; `None` for any
+    /// other content.
+    #[must_use]
+    pub fn tool_calls(&self) -> Option<&[ToolCall]> {
+        match &self.content {
+            MessageContent::ToolCalls(calls) => Some(calls),
+            _ => None,
+        }
+    }
+
+    fn plain(role: MessageRole, content: impl Into<String>) -> Self {
         Self {
             role,
             content: MessageContent::Text(content.into()),
@@ -129,6 +149,34 @@ pub struct LlmToolDefinition {
     pub input_schema: Value,
 }
 
+impl LlmToolDefinition {
+    /// A tool with no description whose schema accepts any object
+    /// (`{"type": "object"}`).
+    pub fn new(name: impl Into<String>) -> Self {
+        let mut schema = serde_json::Map::new();
+        schema.insert("type".to_owned(), Value::String("object".to_owned()));
+        Self {
+            name: name.into(),
+            description: None,
+            input_schema: Value::Object(schema),
+        }
+    }
+
+    /// Returns the definition with `description` set.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Returns the definition with `input_schema` replaced.
+    #[must_use]
+    pub fn with_schema(mut self, schema: Value) -> Self {
+        self.input_schema = schema;
+        self
+    }
+}
+
 /// A tool invocation requested by the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -138,6 +186,32 @@ pub struct ToolCall {
     pub name: String,
     /// Arguments as arbitrary JSON (required on input; `null` allowed).
     pub arguments: Value,
+}
+
+impl ToolCall {
+    /// A call with an empty arguments object.
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            arguments: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// Returns the call with `arguments` replaced.
+    #[must_use]
+    pub fn with_arguments(mut self, arguments: Value) -> Self {
+        self.arguments = arguments;
+        self
+    }
+
+    /// Splits a namespaced name at its first `:` into `(namespace, tool)`,
+    /// e.g. `"filesystem:read_file"` into `("filesystem", "read_file")`;
+    /// `None` when the name has no `:`.
+    #[must_use]
+    pub fn parse_name(&self) -> Option<(&str, &str)> {
+        self.name.split_once(':')
+    }
 }
 
 /// The outcome of running one tool call.
@@ -150,6 +224,26 @@ pub struct ToolCallResult {
     /// Whether the tool failed; `false` when missing on input.
     #[serde(default)]
     pub is_error: bool,
+}
+
+impl ToolCallResult {
+    /// A successful result carrying the tool's output.
+    pub fn success(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            call_id: call_id.into(),
+            content: content.into(),
+            is_error: false,
+        }
+    }
+
+    /// A failed result; `error` becomes the content.
+    pub fn error(call_id: impl Into<String>, error: impl Into<String>) -> Self {
+        Self {
+            call_id: call_id.into(),
+            content: error.into(),
+            is_error: true,
+        }
+    }
 }
 
 /// A complete, non-streaming model answer.
@@ -185,6 +279,14 @@ pub struct Usage {
     pub input_tokens: usize,
     /// Tokens produced by the model.
     pub output_tokens: usize,
+}
+
+impl Usage {
+    /// Input plus output tokens, saturating at `usize::MAX`.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
 }
 
 /// One incremental event of a streaming model answer.

@@ -87,6 +87,14 @@ use hashbrown::HashTable;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
+/// What the limiter keeps one budget for: a capsule instance and the
+/// principal it acts for.
+///
+/// In 0.8.0 the principal half is `astrid_core::principal::PrincipalId`; this
+/// crate does not depend on `astrid-core`, so it is the principal's string
+/// (`PrincipalId` converts with `String::from` or `to_string()`).
+pub type RateLimiterKey = (Uuid, String);
+
 /// Absolute upper bound on a single IPC payload, in bytes (5 MiB).
 ///
 /// A denial-of-service guard, not a per-principal dial: it is checked before
@@ -134,26 +142,38 @@ pub enum QuotaError {
 }
 
 impl fmt::Display for QuotaError {
+    /// Each message starts with 0.8.0's text for the same refusal
+    /// ("Payload too large", "Rate limit exceeded") so log searches and
+    /// `to_string().contains(..)` checks written for 0.8.0 keep working.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::PayloadTooLarge { size, max } => write!(
                 f,
-                "IPC payload of {size} bytes exceeds the limit of {max} bytes; \
+                "Payload too large: {size} bytes exceeds the limit of {max} bytes; \
                  split it into smaller messages"
             ),
             Self::RateLimited { retry_after } if *retry_after == Duration::MAX => f.write_str(
-                "IPC throughput quota is zero for this principal; \
+                "Rate limit exceeded: the IPC throughput quota is zero for this principal; \
                  no retry will succeed until the quota is raised",
             ),
             Self::RateLimited { retry_after } => write!(
                 f,
-                "IPC throughput quota exceeded for this principal; retry after {retry_after:?}"
+                "Rate limit exceeded: IPC throughput quota spent for this principal; \
+                 retry after {retry_after:?}"
             ),
         }
     }
 }
 
 impl std::error::Error for QuotaError {}
+
+/// 0.8.0's `check_quota` returned `Result<(), String>`; this keeps `?` working
+/// in callers whose error type is still `String`.
+impl From<QuotaError> for String {
+    fn from(error: QuotaError) -> Self {
+        error.to_string()
+    }
+}
 
 /// One tracked key and its GCRA state.
 struct Slot {
@@ -247,23 +267,28 @@ impl IpcRateLimiter {
     /// payload of `size_bytes` under a throughput quota of
     /// `max_throughput_bytes_per_sec`, and charges the payload if so.
     ///
+    /// `principal` is anything that reads as the principal's string: `&str`,
+    /// `&String`, or the runtime's `&PrincipalId` (which is `AsRef<str>`), so
+    /// 0.8.0's call `check_quota(capsule, &principal_id, size, max)` compiles
+    /// unchanged.
+    ///
     /// # Errors
     /// - [`QuotaError::PayloadTooLarge`] if `size_bytes` exceeds
     ///   [`MAX_IPC_PAYLOAD_BYTES`] or `max_throughput_bytes_per_sec` (one
     ///   burst); retrying cannot help.
     /// - [`QuotaError::RateLimited`] if the key's budget is spent; nothing is
     ///   charged. A zero quota always yields `retry_after == Duration::MAX`.
-    pub fn check_quota(
+    pub fn check_quota<P: AsRef<str> + ?Sized>(
         &self,
         capsule_uuid: Uuid,
-        principal: &str,
+        principal: &P,
         size_bytes: usize,
         max_throughput_bytes_per_sec: usize,
     ) -> Result<(), QuotaError> {
         self.check_quota_at(
             self.epoch.elapsed(),
             capsule_uuid,
-            principal,
+            principal.as_ref(),
             size_bytes,
             max_throughput_bytes_per_sec,
         )
@@ -559,17 +584,20 @@ mod tests {
         let too_large = QuotaError::PayloadTooLarge { size: 10, max: 5 };
         assert_eq!(
             too_large.to_string(),
-            "IPC payload of 10 bytes exceeds the limit of 5 bytes; split it into smaller messages"
+            "Payload too large: 10 bytes exceeds the limit of 5 bytes; split it into smaller messages"
         );
         let limited = QuotaError::RateLimited {
             retry_after: ms(250),
         };
+        assert!(limited.to_string().starts_with("Rate limit exceeded: "));
         assert!(limited.to_string().ends_with("retry after 250ms"));
         let never = QuotaError::RateLimited {
             retry_after: Duration::MAX,
         };
+        assert!(never.to_string().starts_with("Rate limit exceeded: "));
         assert!(never.to_string().contains("quota is zero"));
         let _: &dyn std::error::Error = &never;
+        assert_eq!(String::from(never), never.to_string());
     }
 
     /// Largest sum of admitted sizes over any closed window `[t, t + window]`.

@@ -219,6 +219,7 @@ impl EventReceiver {
     }
 
     /// The subscriber label given at subscription (`untagged` if none).
+    #[must_use]
     pub fn subscriber(&self) -> &'static str {
         self.subscriber
     }

@@ -19,6 +19,8 @@
 //! The same rules drive the topic index (`index.rs`), which answers "which
 //! patterns match this topic" without scanning them all.
 
+use crate::event::AstridEvent;
+
 /// The single-segment / trailing wildcard segment.
 pub(crate) const WILDCARD: &str = "*";
 
@@ -81,6 +83,7 @@ fn segment_matches(pattern_segment: &str, topic_segment: &str) -> bool {
 /// assert!(!topic_pattern_matches("llm.v1.stream.*", "llm.v1.stream"));
 /// assert!(!topic_pattern_matches("a.b", "a.b.c"));
 /// ```
+#[must_use]
 pub fn topic_pattern_matches(pattern: &str, topic: &str) -> bool {
     if !within_depth(topic) {
         return false;
@@ -110,17 +113,29 @@ pub fn topic_pattern_matches(pattern: &str, topic: &str) -> bool {
 
 /// A compiled topic pattern.
 ///
-/// Holds the pattern and answers [`matches`](Self::matches) with the same
-/// semantics as [`topic_pattern_matches`], so the broadcast, topic and routed
-/// paths agree on what each pattern means.
+/// Holds the pattern and answers [`matches_topic`](Self::matches_topic) with
+/// the same semantics as [`topic_pattern_matches`], so the broadcast, topic
+/// and routed paths agree on what each pattern means.
+/// [`matches`](Self::matches) asks the same of an event: only IPC events have
+/// a topic, so any other event never matches.
 ///
 /// ```
-/// use astrid_events::TopicMatcher;
+/// use astrid_events::{AstridEvent, EventMetadata, TopicMatcher};
+/// use astrid_events::ipc::{IpcMessage, IpcPayload};
+/// use uuid::Uuid;
 ///
 /// let m = TopicMatcher::new("capsule.*.v1.*");
-/// assert!(m.matches("capsule.7.v1.ready"));
-/// assert!(!m.matches("capsule.7.v2.ready"));
+/// assert!(m.matches_topic("capsule.7.v1.ready"));
+/// assert!(!m.matches_topic("capsule.7.v2.ready"));
 /// assert_eq!(m.pattern(), "capsule.*.v1.*");
+///
+/// let ipc = AstridEvent::Ipc {
+///     metadata: EventMetadata::new("docs"),
+///     message: IpcMessage::new("capsule.7.v1.ready", IpcPayload::Connect, Uuid::nil()),
+/// };
+/// assert!(m.matches(&ipc));
+/// let lifecycle = AstridEvent::ConfigReloaded { metadata: EventMetadata::new("docs") };
+/// assert!(!m.matches(&lifecycle));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TopicMatcher {
@@ -140,12 +155,24 @@ impl TopicMatcher {
     }
 
     /// The pattern this matcher was built from.
+    #[must_use]
     pub fn pattern(&self) -> &str {
         &self.pattern
     }
 
+    /// Whether `event` is an IPC event whose topic matches this pattern.
+    /// Events other than [`AstridEvent::Ipc`] carry no topic and never match.
+    #[must_use]
+    pub fn matches(&self, event: &AstridEvent) -> bool {
+        match event {
+            AstridEvent::Ipc { message, .. } => self.matches_topic(&message.topic),
+            _ => false,
+        }
+    }
+
     /// Whether `topic` matches this pattern.
-    pub fn matches(&self, topic: &str) -> bool {
+    #[must_use]
+    pub fn matches_topic(&self, topic: &str) -> bool {
         topic_pattern_matches(&self.pattern, topic)
     }
 }

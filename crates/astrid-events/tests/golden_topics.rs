@@ -2,7 +2,9 @@
 
 mod common;
 
-use astrid_events::{TopicMatcher, topic_pattern_matches};
+use astrid_events::ipc::{IpcMessage, IpcPayload};
+use astrid_events::{AstridEvent, EventMetadata, TopicMatcher, topic_pattern_matches};
+use uuid::Uuid;
 
 #[test]
 fn every_recorded_pair_matches_as_0_8_0_did() {
@@ -14,7 +16,15 @@ fn every_recorded_pair_matches_as_0_8_0_did() {
         let topic = line["topic"].as_str().expect("topic is a string");
         let expected = line["matches"].as_bool().expect("matches is a bool");
         let got = topic_pattern_matches(pattern, topic);
-        if got != expected || TopicMatcher::new(pattern).matches(topic) != expected {
+        let matcher = TopicMatcher::new(pattern);
+        let event = AstridEvent::Ipc {
+            metadata: EventMetadata::new("golden"),
+            message: IpcMessage::new(topic, IpcPayload::Connect, Uuid::nil()),
+        };
+        if got != expected
+            || matcher.matches_topic(topic) != expected
+            || matcher.matches(&event) != expected
+        {
             mismatches.push(format!(
                 "{pattern:?} vs {topic:?}: expected {expected}, got {got}"
             ));

@@ -74,6 +74,7 @@ pub struct RouteKey {
 ///
 /// A payload that cannot be serialized (a non-object `RawJson`) is sized by
 /// its guest bytes, which always serialize.
+#[must_use]
 pub fn ipc_size_of(event: &Arc<AstridEvent>) -> usize {
     accounted_size(event)
 }
@@ -91,6 +92,7 @@ pub(crate) fn accounted_size(event: &AstridEvent) -> usize {
 
 /// Bounded metric label for a principal: `system` for `None`, `agent` for
 /// principals starting with `agent.` or `agent:`, `user` otherwise.
+#[must_use]
 pub fn principal_class_label(principal: Option<&str>) -> &'static str {
     match principal {
         None => "system",

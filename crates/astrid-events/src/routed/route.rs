@@ -360,6 +360,7 @@ impl RoutedEventReceiver {
     }
 
     /// The identity of this subscription.
+    #[must_use]
     pub fn key(&self) -> &RouteKey {
         &self.route.key
     }
@@ -456,17 +457,20 @@ impl RoutedEventReceiver {
     }
 
     /// Principals with queued events.
+    #[must_use]
     pub fn active_principals(&self) -> usize {
         self.route.state.lock().queue.active_principals()
     }
 
     /// Charged bytes queued (accounted size plus
     /// [`ROUTED_EVENT_OVERHEAD_BYTES`] per event).
+    #[must_use]
     pub fn total_bytes(&self) -> usize {
         self.route.state.lock().queue.bytes() as usize
     }
 
     /// The subscriber label given at subscription.
+    #[must_use]
     pub fn subscriber(&self) -> &'static str {
         self.route.subscriber
     }
