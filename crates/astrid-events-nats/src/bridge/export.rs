@@ -1,0 +1,324 @@
+//! Export: which local events leave, how they are signed and encoded, and
+//! the exporter task that hands the outbound buffer to NATS.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use astrid_events::{AstridEvent, EventReceiver, topic_pattern_matches};
+use async_nats::Client;
+use async_nats::connection::State;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
+use async_nats::jetstream::publish::PublishAck;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+
+use super::lock;
+use super::outbound::Outgoing;
+use super::shared::Shared;
+use super::stats::Counters;
+use crate::durable;
+use crate::link::{self, LinkStamper};
+use crate::subject;
+use crate::wire;
+
+impl Shared {
+    pub(super) fn encode_export(&self, event: &AstridEvent) -> Option<Outgoing> {
+        let c = &self.counters;
+        let mut durable = false;
+        let subject = match event {
+            AstridEvent::Ipc { message, .. } => {
+                if !self
+                    .export
+                    .iter()
+                    .any(|p| topic_pattern_matches(p, &message.topic))
+                {
+                    return None;
+                }
+                if lock(&self.imported_ids).take(&event.metadata().event_id) {
+                    c.echo_suppressed.bump();
+                    return None;
+                }
+                durable = self.is_durable(&message.topic);
+                subject::topic_to_subject(&self.prefix, &message.topic)
+            }
+            other if self.export_lifecycle => {
+                subject::lifecycle_subject(&self.prefix, other.event_type())
+            }
+            _ => return None,
+        };
+        let Ok(subject) = subject else {
+            c.export_errors.bump();
+            return None;
+        };
+        // Only a signed export needs its own copy (the signature is stored in
+        // the message).
+        let mut signed = None;
+        let mut key_id = None;
+        if let (Some(signer), AstridEvent::Ipc { .. }) = (&self.signer, event) {
+            let mut copy = event.clone();
+            if let AstridEvent::Ipc { message, .. } = &mut copy {
+                match signer.sign(&self.node_id, message) {
+                    Ok(k) => key_id = Some(k),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
+                        c.export_errors.bump();
+                        return None;
+                    }
+                }
+            }
+            signed = Some(copy);
+        }
+        let event = signed.as_ref().unwrap_or(event);
+        let (headers, payload) = match wire::encode(event, &self.node_id, key_id) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
+                c.export_errors.bump();
+                return None;
+            }
+        };
+        Some(Outgoing {
+            subject,
+            headers,
+            payload,
+            durable,
+            size: 0,
+        })
+    }
+}
+
+/// Most core messages the exporter takes from the buffer at once.
+const SEND_BATCH: usize = 64;
+
+/// Most local events the exporter takes from the bus at once.
+const EXPORT_BATCH: usize = 128;
+
+/// Encodes and queues `events` (emptying it) and counts what the bus
+/// receiver lost.
+fn export_events(
+    shared: &Shared,
+    rx: &mut EventReceiver,
+    events: &mut Vec<Arc<AstridEvent>>,
+    encoded: &mut Vec<Outgoing>,
+) {
+    // Encoded as a batch and queued under one lock.
+    for ev in events.drain(..) {
+        if let Some(msg) = shared.encode_export(&ev) {
+            encoded.push(msg);
+        }
+    }
+    shared.queue_exports(encoded);
+    let lagged = rx.drain_lagged();
+    if lagged > 0 {
+        shared.counters.export_lagged.add(lagged);
+    }
+}
+
+type AckResult = (
+    Outgoing,
+    Result<PublishAck, async_nats::jetstream::context::PublishError>,
+);
+
+/// Sends one core (non-durable) message: stamps its link sequence, publishes
+/// it, counts the outcome. Returns the bytes it was charged to the buffer,
+/// for the caller to release.
+async fn send_core(
+    client: &Client,
+    stamper: &mut LinkStamper,
+    c: &Counters,
+    mut msg: Outgoing,
+) -> usize {
+    let seq = stamper.stamp(&msg.subject);
+    msg.headers.insert(wire::name(link::LINK), seq);
+    let size = msg.size;
+    let subject = async_nats::Subject::from(msg.subject);
+    match client
+        .publish_with_headers(subject.clone(), msg.headers, msg.payload)
+        .await
+    {
+        Ok(()) => c.exported.bump(),
+        Err(e) => {
+            stamper.unstamp(&subject);
+            tracing::warn!(error = %e, "astrid-events-nats: publish failed");
+            c.publish_errors.bump();
+        }
+    }
+    size
+}
+
+/// The exporter: takes local events from the bus, encodes them into the
+/// outbound buffer and hands buffered exports to NATS while connected (one
+/// task, so no hand-off between taking and sending): core messages with a
+/// [`link::LINK`] sequence, durable ones through JetStream with up to
+/// [`durable::MAX_ACKS_IN_FLIGHT`] acks awaited at once. A durable message
+/// whose ack fails goes back to the front of the buffer (after the acks in
+/// flight were collected, so order is kept among the failed ones).
+///
+/// On [`Shared::stop`] it takes the events already published, then sends
+/// what it can (see [`Bridge::shutdown`](super::Bridge::shutdown)) and returns.
+pub(super) async fn export_loop(
+    shared: Arc<Shared>,
+    mut rx: EventReceiver,
+    client: Client,
+    js: Option<async_nats::jetstream::Context>,
+) {
+    let c = &shared.counters;
+    let mut stamper = LinkStamper::new();
+    let mut in_flight: FuturesOrdered<BoxFuture<'static, AckResult>> = FuturesOrdered::new();
+    let mut failed: Vec<Outgoing> = Vec::new();
+    let mut events = Vec::with_capacity(EXPORT_BATCH);
+    let mut encoded = Vec::with_capacity(EXPORT_BATCH);
+    // Open until stopped; then only the buffer is sent.
+    let mut bus_open = true;
+    // No sending before this (a bounded pause before a durable retry, so a
+    // refusing server is not hammered).
+    let mut pause: Option<tokio::time::Instant> = None;
+    let mut core: VecDeque<Outgoing> = VecDeque::with_capacity(SEND_BATCH);
+    // One timer for the whole loop, moved only when its deadline changes (a
+    // fresh timer per wait costs a timer-wheel insert and removal each time).
+    let tick = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tick);
+    let mut next_tick = tokio::time::Instant::now();
+    loop {
+        if bus_open {
+            // What the bus has ready, without waiting.
+            while events.len() < EXPORT_BATCH
+                && let Some(ev) = rx.try_recv()
+            {
+                events.push(ev);
+            }
+            if !events.is_empty() {
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
+        }
+        let stopping = !bus_open;
+        if in_flight.is_empty() && !failed.is_empty() {
+            shared.outbound.requeue_front(std::mem::take(&mut failed));
+            c.durable_retries.bump();
+            pause = Some(tokio::time::Instant::now() + Duration::from_millis(50));
+        }
+        if pause.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            pause = None;
+        }
+        let connected = client.connection_state() == State::Connected;
+        // Core messages at the front go as a batch: one lock to take them and
+        // one to release their bytes.
+        if connected && failed.is_empty() && pause.is_none() {
+            shared
+                .outbound
+                .pop_while(&mut core, SEND_BATCH, |m| js.is_none() || !m.durable);
+        }
+        if !core.is_empty() {
+            let mut released = 0;
+            while let Some(msg) = core.pop_front() {
+                if client.connection_state() != State::Connected {
+                    // Not handed to NATS while it is down: back in the buffer.
+                    core.push_front(msg);
+                    shared.outbound.requeue_front(core.drain(..).collect());
+                    break;
+                }
+                released += send_core(&client, &mut stamper, c, msg).await;
+            }
+            shared.outbound.release(released);
+            continue;
+        }
+        if connected
+            && failed.is_empty()
+            && pause.is_none()
+            && in_flight.len() < durable::MAX_ACKS_IN_FLIGHT
+            && let Some(msg) = shared.outbound.pop()
+        {
+            match (&js, msg.durable) {
+                (Some(js), true) => match send_durable(js, &msg).await {
+                    Ok(ack) => in_flight.push_back(Box::pin(async move { (msg, ack.await) })),
+                    Err(kind) if kind == PublishErrorKind::MaxPayloadExceeded || stopping => {
+                        shared.outbound.release(msg.size);
+                        c.publish_errors.bump();
+                    }
+                    Err(_) => failed.push(msg),
+                },
+                _ => {
+                    let size = send_core(&client, &mut stamper, c, msg).await;
+                    shared.outbound.release(size);
+                }
+            }
+            continue;
+        }
+        if stopping && in_flight.is_empty() && (!connected || shared.outbound.is_empty()) {
+            // What could not be sent stays in the buffer (and in
+            // `outbound_buffered`).
+            if !failed.is_empty() {
+                shared.outbound.requeue_front(std::mem::take(&mut failed));
+            }
+            return;
+        }
+        // Re-checked at least every 20 ms while disconnected and every
+        // 100 ms otherwise, so a reconnect or stop is never missed.
+        let now = tokio::time::Instant::now();
+        let period = Duration::from_millis(if connected { 100 } else { 20 });
+        if next_tick <= now || next_tick > now + period {
+            next_tick = now + period;
+        }
+        let wake = pause.map_or(next_tick, |p| p.min(next_tick));
+        if tick.deadline() != wake {
+            tick.as_mut().reset(wake);
+        }
+        tokio::select! {
+            biased;
+            () = shared.stop.notified(), if bus_open => {
+                // Export what was already published before shutdown.
+                bus_open = false;
+                while let Some(ev) = rx.try_recv() {
+                    events.push(ev);
+                }
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
+            n = rx.recv_many(&mut events, EXPORT_BATCH), if bus_open => {
+                if n == 0 {
+                    bus_open = false;
+                }
+                export_events(&shared, &mut rx, &mut events, &mut encoded);
+            }
+            Some((msg, res)) = in_flight.next(), if !in_flight.is_empty() => match res {
+                Ok(ack) => {
+                    shared.outbound.release(msg.size);
+                    if ack.duplicate {
+                        c.durable_duplicates.bump();
+                    }
+                    c.exported.bump();
+                }
+                Err(e) if stopping => {
+                    tracing::warn!(error = %e, "astrid-events-nats: durable publish failed at shutdown");
+                    shared.outbound.release(msg.size);
+                    c.publish_errors.bump();
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "astrid-events-nats: durable publish ack failed, will retry");
+                    failed.push(msg);
+                }
+            },
+            () = &mut tick => {}
+        }
+    }
+}
+
+/// Sends one durable export; the error kind when it could not be sent.
+async fn send_durable(
+    js: &async_nats::jetstream::Context,
+    msg: &Outgoing,
+) -> Result<PublishAckFuture, PublishErrorKind> {
+    // `Nats-Msg-Id` (the event id) is already among the wire headers, which
+    // is what the stream de-duplicates on.
+    js.publish_with_headers(
+        msg.subject.clone(),
+        msg.headers.clone(),
+        msg.payload.clone(),
+    )
+    .await
+    .map_err(|e| {
+        tracing::debug!(error = %e, "astrid-events-nats: durable publish failed");
+        e.kind()
+    })
+}

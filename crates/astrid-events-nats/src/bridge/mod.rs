@@ -1,0 +1,75 @@
+//! The bridge between a local [`EventBus`](astrid_events::EventBus) and NATS.
+//!
+//! # Export
+//!
+//! Every local IPC event whose topic matches an export pattern is signed (when
+//! a [`NodeSigner`](crate::NodeSigner) is configured), encoded by [`wire::encode`](crate::wire::encode) and published
+//! on `<prefix>.<encoded topic>`. Lifecycle (non-IPC) events are exported only
+//! with [`BridgeBuilder::export_lifecycle`], on
+//! [`lifecycle_subject`](crate::subject::lifecycle_subject). Encoded messages wait in
+//! an outbound buffer bounded in bytes while NATS is not connected; a message
+//! that does not fit is dropped and counted in
+//! [`BridgeStats::dropped_buffer_full`].
+//!
+//! # Import
+//!
+//! One NATS subscription per import pattern. A message is published into the
+//! local bus only if it decodes, is an IPC event whose topic equals the topic
+//! of its subject and matches the import pattern under the bus's own rules,
+//! was not exported by this node, and passes the signature policy: signed
+//! messages must verify under a trusted key, unsigned ones are rejected unless
+//! [`BridgeBuilder::allow_unsigned`] is set.
+//!
+//! # Echo suppression
+//!
+//! * The NATS connection is opened with `no_echo`, and messages whose
+//!   `Astrid-Origin-Node` header is this node's id are dropped on import.
+//! * An imported event keeps its event id; the importer records the id before
+//!   publishing it locally and the exporter skips (and forgets) any event
+//!   carrying a recorded id, so an imported event is never re-exported. The
+//!   record is bounded ([`IMPORTED_IDS_CAPACITY`]).
+//!
+//! # Durable topics and loss accounting
+//!
+//! Topics matching a durable pattern go through JetStream, see the
+//! [`durable`](mod@crate::durable) module. Core traffic is at-most-once; what it
+//! loses in transit is counted by the importer in
+//! [`BridgeStats::lost_in_transit`], see the [`link`](mod@crate::link) module.
+//!
+//! # Metrics
+//!
+//! Every count in [`BridgeStats`] (but the buffer gauges) is also the counter
+//! `astrid_nats_bridge_events_total{outcome}`, outcome being the field name
+//! in the singular (`exported`, `imported`, `dropped_buffer_full`,
+//! `export_lagged`, `lost_in_transit`, `rejected_signature`, ...). The handles
+//! are taken when the bridge starts: install the recorder before.
+
+mod builder;
+mod error;
+mod export;
+mod handle;
+mod ids;
+mod import;
+mod import_loop;
+mod outbound;
+mod shared;
+mod stats;
+
+pub use builder::{BridgeBuilder, round_trip};
+pub use error::{ShutdownError, StartError};
+pub use handle::Bridge;
+pub use stats::BridgeStats;
+
+/// How many imported event ids are remembered for echo suppression.
+pub const IMPORTED_IDS_CAPACITY: usize = 65_536;
+
+/// Default bound of the outbound buffer (8 MiB).
+pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 8 * 1024 * 1024;
+
+/// Default subject prefix.
+pub const DEFAULT_PREFIX: &str = "astrid";
+
+/// Locks `m`, ignoring poisoning (no invariant spans a panic).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
