@@ -570,6 +570,15 @@ impl EventBus {
     }
 
     /// Subscribes to every event. Lag is reported under `untagged`.
+    ///
+    /// Dropping a receiver unsubscribes it, so every `subscribe*` method is
+    /// `#[must_use]` (as in 0.8.0): an unbound call is flagged.
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// let bus = astrid_events::EventBus::new();
+    /// bus.subscribe();
+    /// ```
     #[must_use]
     pub fn subscribe(&self) -> EventReceiver {
         self.subscribe_as(UNTAGGED_SUBSCRIBER)
