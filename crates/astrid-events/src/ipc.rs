@@ -21,6 +21,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::llm::{LlmResponse, LlmToolDefinition, Message, StreamEvent, ToolCallResult};
+pub use crate::payload_ext::IpcPayloadExt;
 
 /// 0.8.0 exports the limiter from this module too; the runtime imports it
 /// from here.
@@ -312,33 +313,6 @@ impl IpcPayload {
             other => serde_json::to_vec(other),
         }
     }
-
-    /// The length of [`to_guest_bytes`](Self::to_guest_bytes), computed
-    /// without building the bytes (0 if they cannot be built).
-    pub fn guest_len(&self) -> usize {
-        let mut counter = ByteCounter(0);
-        let written = match self {
-            Self::Custom { data } | Self::RawJson(data) => {
-                serde_json::to_writer(&mut counter, data)
-            }
-            other => serde_json::to_writer(&mut counter, other),
-        };
-        written.map_or(0, |()| counter.0)
-    }
-}
-
-/// A writer that only counts bytes.
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 = self.0.saturating_add(buf.len());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A value a capsule needs from the user during onboarding or elicitation.
@@ -387,34 +361,6 @@ pub struct SelectionOption {
     pub description: Option<String>,
 }
 
-impl IpcPayload {
-    /// The payload's `type` tag as written on the wire (`"unknown"` for
-    /// [`IpcPayload::Unknown`]).
-    pub fn tag(&self) -> &'static str {
-        match self {
-            Self::RawJson(_) => "raw_json",
-            Self::UserInput { .. } => "user_input",
-            Self::AgentResponse { .. } => "agent_response",
-            Self::ApprovalRequired { .. } => "approval_required",
-            Self::ApprovalResponse { .. } => "approval_response",
-            Self::OnboardingRequired { .. } => "onboarding_required",
-            Self::LlmRequest { .. } => "llm_request",
-            Self::LlmStreamEvent { .. } => "llm_stream_event",
-            Self::LlmResponse { .. } => "llm_response",
-            Self::ToolExecuteRequest { .. } => "tool_execute_request",
-            Self::ToolExecuteResult { .. } => "tool_execute_result",
-            Self::ToolCancelRequest { .. } => "tool_cancel_request",
-            Self::SelectionRequired { .. } => "selection_required",
-            Self::ElicitRequest { .. } => "elicit_request",
-            Self::ElicitResponse { .. } => "elicit_response",
-            Self::Connect => "connect",
-            Self::Disconnect { .. } => "disconnect",
-            Self::Custom { .. } => "custom",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
 impl std::fmt::Debug for IpcMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IpcMessage")
@@ -432,6 +378,7 @@ impl std::fmt::Debug for IpcMessage {
 #[cfg(test)]
 mod debug_tests {
     use super::*;
+    use crate::payload_ext::IpcPayloadExt;
 
     #[test]
     fn debug_never_prints_payload_content_or_signature_bytes() {

@@ -13,6 +13,13 @@
 //! - `runtime` (default): the bus and everything that needs tokio. Without it
 //!   the crate exposes only the schema types and topic matching, and builds
 //!   for `wasm32-wasip1` guests with no tokio in the tree.
+//! - `upstream-types` (off): type identity with the Astrid runtime. `ipc` and
+//!   `llm` become re-exports of `astrid-types` 0.8.0 and `kernel_api` of
+//!   `astrid-core` 0.8.0, exactly as in the published 0.8.0, so runtime crates
+//!   that build `astrid_types::ipc::IpcMessage` values hand them to this bus
+//!   unchanged. The bus, routed subscriptions, index, `ipc_json` and
+//!   validation work on those types. `IpcMessage`'s `Debug` is then the
+//!   runtime's, which prints payload content (see `MIGRATING.md`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
@@ -20,9 +27,17 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod event;
+#[cfg(not(feature = "upstream-types"))]
+pub mod ipc;
+// With `upstream-types`, `ipc`, `llm` and `kernel_api` are the Astrid
+// runtime's own modules (as in 0.8.0); see `ipc_upstream.rs`.
+#[cfg(feature = "upstream-types")]
+#[path = "ipc_upstream.rs"]
 pub mod ipc;
 pub mod ipc_json;
+#[cfg(not(feature = "upstream-types"))]
 pub mod llm;
+mod payload_ext;
 #[cfg(feature = "runtime")]
 pub mod rate_limiter;
 pub mod timestamp;
@@ -54,6 +69,10 @@ mod sync_sub;
 
 pub mod prelude;
 
+#[cfg(feature = "upstream-types")]
+pub use astrid_core::kernel_api;
+#[cfg(feature = "upstream-types")]
+pub use astrid_types::llm;
 pub use event::{AstridEvent, EventMetadata};
 pub use ipc::{IpcMessage, IpcPayload};
 #[cfg(feature = "runtime")]

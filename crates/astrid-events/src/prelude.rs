@@ -1,5 +1,6 @@
 //! The common types in one import: `use astrid_events::prelude::*;`.
 
+pub use crate::ipc::IpcPayloadExt;
 pub use crate::{
     AstridEvent, EventMetadata, IpcMessage, IpcPayload, TopicMatcher, topic_pattern_matches,
 };

@@ -3,6 +3,7 @@
 mod common;
 
 use astrid_events::IpcPayload;
+use astrid_events::ipc::IpcPayloadExt;
 
 #[test]
 fn tag_matches_the_wire_tag_of_every_golden_payload() {

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::event::AstridEvent;
+use crate::payload_ext::IpcPayloadExt;
 
 /// The principal an event is published for: `None` is the system (kernel).
 pub type PrincipalKey = Option<String>;
