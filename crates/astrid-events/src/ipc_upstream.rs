@@ -12,3 +12,5 @@
 pub use astrid_types::ipc::*;
 
 pub use crate::payload_ext::IpcPayloadExt;
+#[cfg(feature = "runtime")]
+pub use crate::rate_limiter::IpcRateLimiter;

@@ -90,10 +90,16 @@ use uuid::Uuid;
 /// What the limiter keeps one budget for: a capsule instance and the
 /// principal it acts for.
 ///
-/// In 0.8.0 the principal half is `astrid_core::principal::PrincipalId`; this
-/// crate does not depend on `astrid-core`, so it is the principal's string
-/// (`PrincipalId` converts with `String::from` or `to_string()`).
+/// In 0.8.0 the principal half is `astrid_core::principal::PrincipalId`. It
+/// is that again with the `upstream-types` feature; without it this crate
+/// does not depend on `astrid-core` and the half is the principal's string
+/// (`PrincipalId` converts with `to_string()`).
+#[cfg(not(feature = "upstream-types"))]
 pub type RateLimiterKey = (Uuid, String);
+/// What the limiter keeps one budget for: a capsule instance and the
+/// principal it acts for (0.8.0's type, `upstream-types` feature).
+#[cfg(feature = "upstream-types")]
+pub type RateLimiterKey = (Uuid, astrid_core::principal::PrincipalId);
 
 /// Absolute upper bound on a single IPC payload, in bytes (5 MiB).
 ///
