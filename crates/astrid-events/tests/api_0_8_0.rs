@@ -44,7 +44,6 @@ use uuid::Uuid;
 /// The trait set 0.8.0 derives for its schema types.
 fn schema_traits<T: Clone + Debug + PartialEq + Serialize + DeserializeOwned>() {}
 fn send_sync<T: Send + Sync>() {}
-fn send<T: Send>() {}
 
 #[test]
 fn trait_impls_call_sites_rely_on() {
@@ -62,8 +61,8 @@ fn trait_impls_call_sites_rely_on() {
     matcher_traits::<TopicMatcher>();
     fn limiter_traits<T: Debug + Default + Send + Sync>() {}
     limiter_traits::<astrid_events::IpcRateLimiter>();
-    send::<EventReceiver>();
-    fn routed_traits<T: Debug + Send>() {}
+    send_sync::<EventReceiver>();
+    fn routed_traits<T: Debug + Send + Sync>() {}
     routed_traits::<RoutedEventReceiver>();
     send_sync::<Arc<AstridEvent>>();
 
