@@ -13,6 +13,18 @@
 //!   a topic nobody retains, to 16 topic subscribers, on a bus without
 //!   retention and on one retaining `registry.v1.*` (100 topics retained).
 //!
+//! - `publish_one_thread/{plain,indexed,sync}`: publish only (receivers
+//!   drained outside the timed region), one thread, on a bus with one plain
+//!   receiver; `indexed` adds a topic receiver and a routed receiver that
+//!   match every event; `sync` adds a synchronous subscriber to `indexed`.
+//! - `publish_threads_{plain,indexed,sync}/{1,2,4}`: the same three setups,
+//!   1, 2 or 4 publisher threads on clones of one bus, each publishing its
+//!   share of a 6,000-event batch for its own principal. Always wall time
+//!   (`ASTRID_BENCH_CLOCK` is ignored: a thread's CPU time says nothing about
+//!   the throughput of several), from the barrier that releases the
+//!   publishers to the one they all reach when done; building the events
+//!   and draining the receivers happen outside it.
+//!
 //! Both sides take an owned `AstridEvent` and wrap it in an `Arc`. Event
 //! construction and dropping the received events are outside the timed region
 //! (`iter_custom`); everything else (publish, receive, filter) is timed. No
@@ -26,13 +38,15 @@
 mod clock;
 
 use std::hint::black_box;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 use astrid_events::{
-    AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, topic_pattern_matches,
+    AstridEvent, EventBus, EventMetadata, EventReceiver, EventSubscriber, IpcMessage, IpcPayload,
+    RoutedEventReceiver, topic_pattern_matches,
 };
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -42,6 +56,10 @@ use clock::Clock;
 const CAPACITY: usize = 1024;
 
 fn ipc_event(topic: &str) -> AstridEvent {
+    ipc_event_for(topic, "user-1")
+}
+
+fn ipc_event_for(topic: &str, principal: &str) -> AstridEvent {
     let message = IpcMessage::new(
         topic,
         IpcPayload::Custom {
@@ -49,7 +67,7 @@ fn ipc_event(topic: &str) -> AstridEvent {
         },
         Uuid::nil(),
     )
-    .with_principal("user-1");
+    .with_principal(principal);
     AstridEvent::Ipc {
         metadata: EventMetadata::new("bench"),
         message,
@@ -235,6 +253,176 @@ fn retention_unretained(c: &mut Criterion) {
     group.finish();
 }
 
+/// Which receivers the publish benches feed.
+#[derive(Debug, Clone, Copy)]
+enum Setup {
+    /// One plain `subscribe()` receiver.
+    Plain,
+    /// Plus a topic receiver and a routed receiver matching every event.
+    Indexed,
+    /// Plus a synchronous subscriber.
+    Sync,
+}
+
+impl Setup {
+    const ALL: [Self; 3] = [Self::Plain, Self::Indexed, Self::Sync];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Indexed => "indexed",
+            Self::Sync => "sync",
+        }
+    }
+}
+
+/// Counts the events it sees.
+struct Count(AtomicU64);
+
+impl EventSubscriber for Count {
+    fn on_event(&self, _: &AstridEvent, _: &EventBus) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+const PUBLISH_TOPIC: &str = "bench.v1.tool.result";
+
+/// A bus with the receivers of `setup`, large enough that one batch never
+/// overflows a queue (so no drop path is timed).
+struct Receivers {
+    bus: EventBus,
+    plain: EventReceiver,
+    topic: Option<EventReceiver>,
+    routed: Option<RoutedEventReceiver>,
+}
+
+impl Receivers {
+    fn new(setup: Setup) -> Self {
+        let bus = EventBus::with_capacity(THREAD_BATCH as usize * 2);
+        let plain = bus.subscribe();
+        let (topic, routed) = match setup {
+            Setup::Plain => (None, None),
+            Setup::Indexed | Setup::Sync => (
+                Some(bus.subscribe_topic("bench.v1.*")),
+                Some(bus.subscribe_topic_routed(Uuid::nil(), "bench.v1.*", "bench", "bench")),
+            ),
+        };
+        if matches!(setup, Setup::Sync) {
+            bus.register_subscriber(Arc::new(Count(AtomicU64::new(0))));
+        }
+        Self {
+            bus,
+            plain,
+            topic,
+            routed,
+        }
+    }
+
+    /// Takes everything queued; returns how many events the plain receiver
+    /// had.
+    fn drain(&mut self) -> u64 {
+        let mut n = 0;
+        while self.plain.try_recv().is_some() {
+            n += 1;
+        }
+        assert_eq!(self.plain.drain_lagged(), 0);
+        if let Some(topic) = &mut self.topic {
+            while topic.try_recv().is_some() {}
+            assert_eq!(topic.drain_lagged(), 0);
+        }
+        if let Some(routed) = &mut self.routed {
+            while routed.try_recv_one().is_some() {}
+            assert_eq!(routed.drain_lagged(), 0);
+        }
+        n
+    }
+}
+
+fn publish_one_thread(c: &mut Criterion) {
+    const CHUNK: u64 = 512;
+    let mut group = c.benchmark_group("publish_one_thread");
+    group.throughput(Throughput::Elements(1));
+    for setup in Setup::ALL {
+        let mut receivers = Receivers::new(setup);
+        group.bench_function(setup.name(), |b| {
+            b.iter_custom(|iters| {
+                let clock = Clock::from_env();
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let n = CHUNK.min(iters - done);
+                    let events: Vec<_> = (0..n).map(|_| ipc_event(PUBLISH_TOPIC)).collect();
+                    let ((), elapsed) = clock.time(|| {
+                        for event in events {
+                            black_box(receivers.bus.publish(event));
+                        }
+                    });
+                    total += elapsed;
+                    assert_eq!(receivers.drain(), n);
+                    done += n;
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
+/// Events per measured batch of `publish_threads_*`, split evenly across
+/// the publishers (divisible by 1, 2 and 4; small enough that a routed
+/// receiver's budget holds a whole batch).
+const THREAD_BATCH: u64 = 6_000;
+
+/// `iters` batches published by `threads` threads; wall time of the
+/// publishing only.
+fn publish_batches(setup: Setup, threads: u64, iters: u64) -> Duration {
+    let mut receivers = Receivers::new(setup);
+    let barrier = Barrier::new(threads as usize + 1);
+    let per_thread = THREAD_BATCH / threads;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let bus = receivers.bus.clone();
+            let barrier = &barrier;
+            s.spawn(move || {
+                let principal = format!("user-{t}");
+                for _ in 0..iters {
+                    let events: Vec<_> = (0..per_thread)
+                        .map(|_| ipc_event_for(PUBLISH_TOPIC, &principal))
+                        .collect();
+                    barrier.wait();
+                    for event in events {
+                        black_box(bus.publish(event));
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+        let mut total = Duration::ZERO;
+        for _ in 0..iters {
+            barrier.wait();
+            let start = Instant::now();
+            barrier.wait();
+            total += start.elapsed();
+            assert_eq!(receivers.drain(), THREAD_BATCH);
+        }
+        total
+    })
+}
+
+fn publish_threads(c: &mut Criterion) {
+    for setup in Setup::ALL {
+        let mut group = c.benchmark_group(format!("publish_threads_{}", setup.name()));
+        group.throughput(Throughput::Elements(THREAD_BATCH));
+        group.sample_size(10);
+        for threads in [1u64, 2, 4] {
+            group.bench_with_input(BenchmarkId::from_parameter(threads), &threads, |b, &n| {
+                b.iter_custom(|iters| publish_batches(setup, n, iters));
+            });
+        }
+        group.finish();
+    }
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -246,6 +434,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = plain_delivery, topic_fanout, retention_unretained
+    targets = plain_delivery, topic_fanout, retention_unretained, publish_one_thread, publish_threads
 }
 criterion_main!(benches);
