@@ -2,14 +2,20 @@
 //!
 //! ```text
 //! publish(event)
-//!   ├─ IPC: stamp message.seq (one counter shared by every clone)
-//!   ├─ broadcast channel ─────────────────> plain receivers (subscribe)
-//!   ├─ IPC: topic index lookup (read lock, values copied out)
-//!   │     ├─ topic queues ────────────────> topic receivers (subscribe_topic*)
-//!   │     └─ routes (scope, budget, DRR) ─> routed receivers
-//!   │   retained store (opt-in) updated under the same read lock
-//!   └─ synchronous subscribers (no lock held)
+//!   ├─ sequencer (one lock per bus) ┐
+//!   │  ├─ IPC: stamp message.seq    │ one critical section: receivers get
+//!   │  ├─ broadcast channel ────────┼──> plain receivers (subscribe)
+//!   │  ├─ IPC: topic index lookup (read lock, values copied out)
+//!   │  │  ├─ topic queues ──────────┼──> topic receivers (subscribe_topic*)
+//!   │  │  └─ routes (scope, budget) ┼──> routed receivers
+//!   │  │  retained store (opt-in) updated under the same read lock
+//!   │  └─ take a synchronous-dispatch turn
+//!   ├─ wake topic and routed receivers, report losses (no lock held)
+//!   └─ wait for the turn, run synchronous subscribers (no lock held)
 //! ```
+//!
+//! The sequencer makes publishes one total order that every receiver sees
+//! (`sequencer.rs` states the guarantee and its cost).
 //!
 //! Every handle made by `Clone` shares one [`Shared`]: the channel, the
 //! index, the sequence counter, the registry and the retained store.
@@ -30,13 +36,14 @@ use crate::event::AstridEvent;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
 use crate::rate_limiter::IpcRateLimiter;
-use crate::receiver::{EventReceiver, Registration, TopicQueue, TopicSubscription};
+use crate::receiver::{EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription};
 use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
-    Offer, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver, accounted_size,
-    ipc_size_of,
+    Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
+    accounted_size, ipc_size_of,
 };
-use crate::sync_sub::{EventSubscriber, SubscriberId, SubscriberRegistry};
+use crate::sequencer::{Counters, Sequencer};
+use crate::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
@@ -139,7 +146,7 @@ impl EventBusBuilder {
             shared: Arc::new(Shared {
                 broadcast,
                 capacity,
-                seq: AtomicU64::new(0),
+                sequencer: Sequencer::new(),
                 next_id: AtomicU64::new(next_id),
                 index: RwLock::new(index),
                 indexed: AtomicUsize::new((next_id - 1) as usize),
@@ -159,7 +166,15 @@ impl EventBusBuilder {
 
 thread_local! {
     /// Scratch list of the targets of one publish (see `deliver_indexed`).
-    static TARGETS: Cell<Vec<Target>> = const { Cell::new(Vec::new()) };
+    static TARGETS: Cell<Vec<(Target, After)>> = const { Cell::new(Vec::new()) };
+}
+
+/// What a target still needs after the sequencer is released.
+#[derive(Clone, Copy)]
+enum After {
+    Nothing,
+    Topic(Pushed),
+    Route(Offered),
 }
 
 /// Largest scratch list kept between publishes (a huge fan-out allocates).
@@ -178,8 +193,8 @@ pub(crate) enum Target {
 pub(crate) struct Shared {
     broadcast: broadcast::Sender<Arc<AstridEvent>>,
     capacity: usize,
-    /// Last IPC sequence number handed out; the next is this + 1.
-    seq: AtomicU64,
+    /// The publish lock: `seq`, and the order every receiver sees.
+    sequencer: Sequencer,
     /// Source of index entry ids and route `subscription_rep`s.
     next_id: AtomicU64,
     /// Topic receivers and routes by pattern. Publishers hold the read lock
@@ -349,28 +364,42 @@ impl EventBus {
     /// every clone, starting at 1, unique and gap-free). Async receivers get
     /// the event before synchronous subscribers run.
     ///
+    /// # Order
+    ///
+    /// Publishes are totally ordered, `seq` numbering IPC events in that
+    /// order, and every receiver sees the events it gets in that order, from
+    /// any number of threads: plain, topic and synchronous subscribers in
+    /// increasing `seq`, a routed receiver each principal's events in
+    /// increasing `seq`. The synchronous subscribers of this event run only
+    /// after they have finished with every earlier event, so this call may
+    /// wait for another thread's subscribers. Called from inside
+    /// [`EventSubscriber::on_event`], it returns before synchronous
+    /// subscribers see the new event: they see it once they are done with
+    /// the current one (see [`EventSubscriber`]).
+    ///
     /// Returns how many async receivers the event was handed to: plain
     /// receivers, matching topic receivers and matching routes that queued
     /// it.
     #[inline]
     pub fn publish(&self, event: AstridEvent) -> usize {
-        self.publish_arc(self.stamped(event), &[])
+        self.publish_arc(Arc::new(event), &[])
     }
 
-    /// `event` in its `Arc`, an IPC event with the next sequence number.
+    /// Gives a fresh IPC event the next sequence number; under the
+    /// sequencer, so numbering and enqueuing happen in one order.
     ///
     /// The number is written into the fresh allocation through
-    /// `Arc::get_mut`, not into `event` before the move: a write just before
-    /// the move costs an extra copy of the whole event (and a stalled
-    /// store-to-load forward), about a third of a plain publish.
+    /// `Arc::get_mut`, not into the event before it is moved into the `Arc`:
+    /// a write just before the move costs an extra copy of the whole event
+    /// (and a stalled store-to-load forward), about a third of a plain
+    /// publish.
     #[inline]
-    fn stamped(&self, event: AstridEvent) -> Arc<AstridEvent> {
-        let mut event = Arc::new(event);
+    fn stamp(event: &mut Arc<AstridEvent>, counters: &mut Counters) {
         // Always `Some`: nobody else holds the `Arc` yet.
-        if let Some(AstridEvent::Ipc { message, .. }) = Arc::get_mut(&mut event) {
-            message.seq = self.shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(AstridEvent::Ipc { message, .. }) = Arc::get_mut(event) {
+            counters.seq += 1;
+            message.seq = counters.seq;
         }
-        event
     }
 
     /// The limiter `try_publish` consults and the rate it grants.
@@ -381,45 +410,92 @@ impl EventBus {
             .map(|l| (l.limiter.as_ref(), l.bytes_per_sec))
     }
 
-    /// `publish` of a stamped event, where `reserved` routes already hold
-    /// room for it.
+    /// The synchronous subscribers.
+    pub(crate) fn sync_registry(&self) -> &SubscriberRegistry {
+        &self.shared.registry
+    }
+
+    /// `publish` of a fresh (unshared, unstamped) event, where `reserved`
+    /// routes already hold room for it.
+    ///
+    /// Under the sequencer: stamp, broadcast, index walk, topic pushes, route
+    /// offers, retained store and the synchronous-dispatch turn. After it:
+    /// receiver wakeups and loss reports, then synchronous dispatch.
     #[inline]
-    fn publish_arc(&self, event: Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
+    fn publish_arc(&self, mut event: Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
         self.shared.published.count(&event);
         let indexed = matches!(event.as_ref(), AstridEvent::Ipc { .. })
             && self.shared.indexed.load(Ordering::Relaxed) > 0;
-        if !indexed && self.shared.registry.len() == 0 {
-            // Only plain receivers can want it: hand the channel our handle.
-            return self.shared.broadcast.send(event).unwrap_or(0);
-        }
-        let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
-        if indexed {
-            reached += self.deliver_indexed(&event, reserved);
-        }
-        self.shared.registry.dispatch(&event, self);
-        reached
-    }
-
-    /// Hands an IPC event to the matching topic receivers and routes.
-    fn deliver_indexed(&self, event: &Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
-        let AstridEvent::Ipc { message, .. } = event.as_ref() else {
-            return 0;
+        let registry = &self.shared.registry;
+        let depth = if registry.len() == 0 {
+            None
+        } else {
+            registry.depth_of_next(&event)
         };
-        let mut size = None;
+        if !indexed && depth.is_none() {
+            // Only plain receivers can want it: hand the channel our handle.
+            let sent = {
+                let mut counters = self.shared.sequencer.lock();
+                Self::stamp(&mut event, &mut counters);
+                self.shared.broadcast.send(event)
+            };
+            // An unsent event is dropped here, outside the lock.
+            return sent.unwrap_or(0);
+        }
         // This thread's reused list (so a publish allocates none); taken, not
         // borrowed, so a nested publish on this thread just starts a new one.
         // `try_with`: a publish from a thread-local destructor must not panic.
         let mut targets = TARGETS.try_with(Cell::take).unwrap_or_default();
+        let (reached, turn) = {
+            let mut counters = self.shared.sequencer.lock();
+            Self::stamp(&mut event, &mut counters);
+            let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
+            if indexed {
+                reached += self.deliver_indexed(&event, reserved, &mut targets);
+            }
+            let turn = depth.and_then(|d| registry.take_turn(d, &mut counters.next_turn));
+            (reached, turn)
+        };
+        for (target, after) in &targets {
+            match (target, after) {
+                (Target::Topic(queue), After::Topic(pushed)) => queue.after_push(*pushed),
+                (Target::Route(route), After::Route(offered)) => route.after_offer(*offered),
+                _ => {}
+            }
+        }
+        // Emptied before it is kept: it must not hold receivers alive.
+        targets.clear();
+        if targets.capacity() <= MAX_KEPT_TARGETS {
+            let _ = TARGETS.try_with(|t| t.set(targets));
+        }
+        if let Some(turn) = turn {
+            sync_sub::dispatch(turn, &event, self);
+        }
+        reached
+    }
+
+    /// Hands an IPC event to the matching topic receivers and routes, under
+    /// the sequencer; records in `targets` what each still needs once the
+    /// sequencer is released (wakeup, loss report).
+    fn deliver_indexed(
+        &self,
+        event: &Arc<AstridEvent>,
+        reserved: &[Arc<Route>],
+        targets: &mut Vec<(Target, After)>,
+    ) -> usize {
+        let AstridEvent::Ipc { message, .. } = event.as_ref() else {
+            return 0;
+        };
+        let mut size = None;
         {
             let index = self.shared.index.read();
             if index.len() == 0 {
-                let _ = TARGETS.try_with(|t| t.set(targets));
                 return 0;
             }
             let mut retain = false;
             index.for_each_match(&message.topic, |t| match t {
                 Target::Retain => retain = true,
-                other => targets.push(other.clone()),
+                other => targets.push((other.clone(), After::Nothing)),
             });
             // Stored under the index read lock: see `retain.rs`.
             if retain && let Some(store) = &self.shared.retained {
@@ -428,27 +504,24 @@ impl EventBus {
             }
         }
         let mut reached = 0;
-        for target in &targets {
+        for (target, after) in targets.iter_mut() {
             match target {
                 Target::Topic(queue) => {
-                    queue.push(Arc::clone(event));
+                    *after = After::Topic(queue.push(Arc::clone(event)));
                     reached += 1;
                 }
                 Target::Route(route) => {
                     // Computed once per publish, and only if a route matched.
                     let size = *size.get_or_insert_with(|| ipc_size_of(event));
                     let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
-                    if route.offer(event, size, has_reservation) == Offer::Queued {
+                    let (offer, offered) = route.offer_deferred(event, size, has_reservation);
+                    *after = After::Route(offered);
+                    if offer == Offer::Queued {
                         reached += 1;
                     }
                 }
                 Target::Retain => {}
             }
-        }
-        // Emptied before it is kept: it must not hold receivers alive.
-        targets.clear();
-        if targets.capacity() <= MAX_KEPT_TARGETS {
-            let _ = TARGETS.try_with(|t| t.set(targets));
         }
         reached
     }
@@ -538,7 +611,7 @@ impl EventBus {
                 }
             }
         }
-        let reached = self.publish_arc(self.stamped(event), &held.routes);
+        let reached = self.publish_arc(Arc::new(event), &held.routes);
         // Consumed by the publish; nothing to give back.
         held.routes.clear();
         Ok(reached)
@@ -715,9 +788,10 @@ impl EventBus {
         if with_last && let Some(retained) = &self.shared.retained {
             for event in retained.lock().matching(pattern) {
                 match &target {
-                    Target::Topic(queue) => queue.push(event),
+                    Target::Topic(queue) => queue.after_push(queue.push(event)),
                     Target::Route(route) => {
-                        route.offer(&event, ipc_size_of(&event), false);
+                        let (_, offered) = route.offer_deferred(&event, ipc_size_of(&event), false);
+                        route.after_offer(offered);
                     }
                     Target::Retain => {}
                 }

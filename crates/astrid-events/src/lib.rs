@@ -63,6 +63,8 @@ mod retain;
 #[cfg(feature = "runtime")]
 mod routed;
 #[cfg(feature = "runtime")]
+mod sequencer;
+#[cfg(feature = "runtime")]
 mod sync;
 #[cfg(feature = "runtime")]
 mod sync_sub;

@@ -302,29 +302,36 @@ impl TopicQueue {
         }
     }
 
-    /// Enqueues `event`; when full, drops the oldest and counts it.
-    pub(crate) fn push(&self, event: Arc<AstridEvent>) {
-        let (was_empty, dropped_first) = {
-            let mut state = self.state.lock();
-            if state.closed {
-                return;
-            }
-            let mut dropped_first = None;
-            if state.buf.len() >= self.capacity
-                && let Some(old) = state.buf.pop_front()
-            {
-                let first = state.lag.total == 0;
-                state.lag.record(ipc_topic(&old));
-                dropped_first = Some(first);
-            }
-            let was_empty = state.buf.is_empty();
-            state.buf.push_back(event);
-            (was_empty, dropped_first)
-        };
-        if let Some(first) = dropped_first {
+    /// Enqueues `event`; when full, drops the oldest and counts it. The
+    /// wakeup and the loss report are left to [`after_push`](Self::after_push),
+    /// so the caller can make them after releasing its own locks.
+    pub(crate) fn push(&self, event: Arc<AstridEvent>) -> Pushed {
+        let mut state = self.state.lock();
+        if state.closed {
+            return Pushed::default();
+        }
+        let mut dropped_first = None;
+        if state.buf.len() >= self.capacity
+            && let Some(old) = state.buf.pop_front()
+        {
+            let first = state.lag.total == 0;
+            state.lag.record(ipc_topic(&old));
+            dropped_first = Some(first);
+        }
+        let was_empty = state.buf.is_empty();
+        state.buf.push_back(event);
+        Pushed {
+            wake: was_empty,
+            dropped_first,
+        }
+    }
+
+    /// Reports the loss and wakes the receiver, as `pushed` says.
+    pub(crate) fn after_push(&self, pushed: Pushed) {
+        if let Some(first) = pushed.dropped_first {
             report_lag(self.subscriber, 1, first);
         }
-        if was_empty {
+        if pushed.wake {
             self.notify.notify_one();
         }
     }
@@ -337,6 +344,16 @@ impl TopicQueue {
         self.state.lock().closed = true;
         self.notify.notify_one();
     }
+}
+
+/// What [`TopicQueue::push`] leaves to do once the caller's locks are
+/// released.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pushed {
+    /// The queue went from empty to non-empty: wake the receiver.
+    wake: bool,
+    /// The oldest event was dropped; `true` if it starts a lag episode.
+    dropped_first: Option<bool>,
 }
 
 fn ipc_topic(event: &AstridEvent) -> &str {

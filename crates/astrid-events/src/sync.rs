@@ -19,12 +19,13 @@
 //!     it is dropped after a `notify_one` reached it, the notification is
 //!     passed on (to the next waiter or as the permit), as tokio does.
 //!
-//! Only the routed queue (`routed/route.rs`) uses this module; the rest of
+//! The routed queue (`routed/route.rs`) and the publish lock
+//! (`sequencer.rs`, held across route offers) use this module; the rest of
 //! the bus keeps its locks, which loom then treats as opaque (they are never
 //! held across a loom operation).
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use tokio::sync::Notify;
 #[cfg(not(loom))]
@@ -32,6 +33,8 @@ pub(crate) use tokio::sync::futures::Notified;
 
 #[cfg(loom)]
 pub(crate) use self::loom_impl::{Mutex, Notified, Notify};
+#[cfg(loom)]
+pub(crate) use loom::sync::MutexGuard;
 
 #[cfg(loom)]
 mod loom_impl {

@@ -1,6 +1,7 @@
 //! Integration tests of synchronous subscribers (`EventSubscriber`):
 //! registration, `accepts`, ordering against async receivers, panic
-//! isolation, re-entrancy, the recursion bound and ownership.
+//! isolation, re-entrancy (and the order it yields), the recursion bound and
+//! ownership. Order under concurrent publishers is tested in `order.rs`.
 //!
 //! Assertions are never made inside `on_event`: the bus catches panics from
 //! subscribers, so a failed assertion there would be swallowed. Subscribers
@@ -368,6 +369,79 @@ fn on_event_may_publish_register_and_unregister_on_the_same_bus() {
     assert!(
         matches!(e.as_ref(), AstridEvent::Ipc { message, .. } if message.topic == "follow.again")
     );
+}
+
+/// Records `(subscriber, seq)` of the IPC events it sees into a shared log.
+struct Logger {
+    name: &'static str,
+    log: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+impl EventSubscriber for Logger {
+    fn on_event(&self, event: &AstridEvent, _: &EventBus) {
+        if let AstridEvent::Ipc { message, .. } = event {
+            self.log.lock().unwrap().push((self.name, message.seq));
+        }
+    }
+}
+
+/// On `reentry.start`, publishes two follow-ups and records what `publish`
+/// returned and which seqs they got.
+struct Republisher {
+    log: Arc<Mutex<Vec<(&'static str, u64)>>>,
+}
+
+impl EventSubscriber for Republisher {
+    fn on_event(&self, event: &AstridEvent, bus: &EventBus) {
+        let AstridEvent::Ipc { message, .. } = event else {
+            return;
+        };
+        self.log.lock().unwrap().push(("republisher", message.seq));
+        if message.topic == "reentry.start" {
+            bus.publish(ipc("reentry.first"));
+            bus.publish(ipc("reentry.second"));
+            // Not yet shown to anyone: dispatch of the follow-ups waits
+            // until every subscriber is done with this event.
+            self.log.lock().unwrap().push(("returned", message.seq));
+        }
+    }
+}
+
+#[test]
+fn events_published_inside_on_event_are_dispatched_after_the_current_one() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let bus = EventBus::new();
+    bus.register_subscriber(Arc::new(Republisher { log: log.clone() }));
+    bus.register_subscriber(Arc::new(Logger {
+        name: "after",
+        log: log.clone(),
+    }));
+    let mut plain = bus.subscribe();
+    let worker_bus = bus.clone();
+    run_bounded(move || worker_bus.publish(ipc("reentry.start")));
+    // Breadth first, in seq order: the subscriber registered after the
+    // republisher sees the trigger (seq 1) before the follow-ups (2, 3),
+    // and the follow-ups only after the republisher's `on_event` returned.
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            ("republisher", 1),
+            ("returned", 1),
+            ("after", 1),
+            ("republisher", 2),
+            ("after", 2),
+            ("republisher", 3),
+            ("after", 3),
+        ]
+    );
+    // Async receivers got the follow-ups as they were published.
+    let seqs: Vec<u64> = std::iter::from_fn(|| plain.try_recv())
+        .map(|e| match e.as_ref() {
+            AstridEvent::Ipc { message, .. } => message.seq,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
 }
 
 #[test]

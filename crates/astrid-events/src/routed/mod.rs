@@ -33,7 +33,7 @@ mod queue;
 mod route;
 
 pub use route::RoutedEventReceiver;
-pub(crate) use route::{Offer, Reservation, Route};
+pub(crate) use route::{Offer, Offered, Reservation, Route};
 
 use std::sync::Arc;
 

@@ -1,9 +1,10 @@
 //! One routed subscription: its shared state and its receiver handle.
 //!
 //! The bus holds an `Arc<Route>` in its topic index; the receiver holds the
-//! other. A publish offers each matching route the event (`Route::offer`);
-//! the route checks scope, charges the budget, queues and wakes the receiver
-//! only when its queue goes from empty to non-empty. Lock order: a route's
+//! other. A publish offers each matching route the event under the bus's
+//! publish lock (`Route::offer_deferred`: the route checks scope, charges
+//! the budget and queues), then, with no lock held, `Route::after_offer`
+//! wakes the receiver only when its queue went from empty to non-empty. Lock order: a route's
 //! state lock is a leaf: nothing else is locked while it is held, and wakers
 //! run after it is released.
 
@@ -91,6 +92,16 @@ pub(crate) enum Offer {
     Closed,
 }
 
+/// What [`Route::offer_deferred`] leaves to do once the publisher's locks
+/// are released.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Offered {
+    /// The queue went from empty to non-empty: wake the receiver.
+    wake: bool,
+    /// This offer started a loss episode of this many events: log it.
+    first_loss: Option<u64>,
+}
+
 /// The shared state of one routed subscription.
 pub(crate) struct Route {
     pub(crate) key: RouteKey,
@@ -158,21 +169,29 @@ impl Route {
         (size as u64).saturating_add(ROUTED_EVENT_OVERHEAD_BYTES as u64)
     }
 
-    /// Offers `event` (of accounted size `size`) to this route.
+    /// Offers `event` (of accounted size `size`) to this route. The wakeup
+    /// and the loss log are left to [`after_offer`](Self::after_offer), so
+    /// the publisher makes them after releasing the bus's publish lock.
     ///
     /// `reserved`: the publisher reserved room with [`try_reserve`](Self::try_reserve);
     /// the reservation is consumed.
-    pub(crate) fn offer(&self, event: &Arc<AstridEvent>, size: usize, reserved: bool) -> Offer {
+    pub(crate) fn offer_deferred(
+        &self,
+        event: &Arc<AstridEvent>,
+        size: usize,
+        reserved: bool,
+    ) -> (Offer, Offered) {
+        let nothing = Offered::default();
         let principal = principal_of(event);
         if !self.admits(principal) {
-            return Offer::Foreign;
+            return (Offer::Foreign, nothing);
         }
         let class = class_index(principal);
         let charge = Self::charge_of(size);
         let (offer, was_empty, first_loss, lost) = {
             let mut state = self.state.lock();
             if state.closed {
-                return Offer::Closed;
+                return (Offer::Closed, nothing);
             }
             let was_empty = state.queue.is_empty();
             if reserved {
@@ -182,7 +201,7 @@ impl Route {
                 state.lagged += 1;
                 drop(state);
                 self.metrics.lossless_full[class].increment(1);
-                return Offer::Dropped;
+                return (Offer::Dropped, nothing);
             }
             let outcome = state.queue.push(
                 Arc::clone(event),
@@ -222,7 +241,17 @@ impl Route {
             state.lagged += lost;
             (offer, was_empty, first_loss && lost > 0, lost)
         };
-        if first_loss {
+        let offered = Offered {
+            wake: offer == Offer::Queued && was_empty,
+            first_loss: first_loss.then_some(lost),
+        };
+        (offer, offered)
+    }
+
+    /// Logs the first loss of an episode and wakes the receiver, as
+    /// `offered` says.
+    pub(crate) fn after_offer(&self, offered: Offered) {
+        if let Some(lost) = offered.first_loss {
             tracing::warn!(
                 target: "astrid_events::security",
                 capsule = %self.capsule_label,
@@ -232,10 +261,9 @@ impl Route {
                 "routed subscription dropped events (budget or size); counted for the receiver"
             );
         }
-        if offer == Offer::Queued && was_empty {
+        if offered.wake {
             self.ready.notify_one();
         }
-        offer
     }
 
     /// Reserves room for an event of `charge` if it fits beside what is
