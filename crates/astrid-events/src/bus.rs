@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The sequencer makes publishes one total order that every receiver sees
-//! (`sequencer.rs` states the guarantee and its cost).
+//! (`sequencer.rs` states the guarantee and how it is kept).
 //!
 //! Every handle made by `Clone` shares one [`Shared`]: the channel, the
 //! index, the sequence counter, the registry and the retained store.
