@@ -23,10 +23,25 @@
 //!   A message redelivered after its ack was lost (server restart, ack
 //!   timeout) is recognised by its event id and not published twice
 //!   ([`DURABLE_SEEN_CAPACITY`] ids are remembered per bridge).
+//! * **Poison messages.** A stored message this bridge can never import
+//!   (malformed, failing the signature policy, or unreadable by the client)
+//!   is terminated instead of acked, counted, and optionally republished on
+//!   a dead-letter subject ([`BridgeBuilder::dead_letter`], format in
+//!   [`dead_letter`]); one the client cannot even read is found by stream
+//!   sequence after the pull it cut (see `bridge/poison.rs`). The consumer's
+//!   `max_deliver` ([`BridgeBuilder::durable_max_deliver`]) bounds the
+//!   deliveries of any message, so none stalls the consumer for good.
+//! * **Replicas.** The stream is created with
+//!   [`BridgeBuilder::durable_replicas`] replicas (default 1); on a
+//!   JetStream cluster, 3 keep it (and the consumer, which inherits the
+//!   count) available through the loss of one node.
 //!
 //! [`BridgeBuilder::durable`]: crate::BridgeBuilder::durable
 //! [`BridgeBuilder::duplicate_window`]: crate::BridgeBuilder::duplicate_window
 //! [`BridgeBuilder::durable_consumer`]: crate::BridgeBuilder::durable_consumer
+//! [`BridgeBuilder::dead_letter`]: crate::BridgeBuilder::dead_letter
+//! [`BridgeBuilder::durable_max_deliver`]: crate::BridgeBuilder::durable_max_deliver
+//! [`BridgeBuilder::durable_replicas`]: crate::BridgeBuilder::durable_replicas
 
 use std::time::Duration;
 
@@ -57,6 +72,33 @@ pub const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// Most durable exports waiting for their publish ack at once.
 pub const MAX_ACKS_IN_FLIGHT: usize = 256;
 
+/// Default `max_deliver` of the consumer the bridge creates: how many times
+/// the server delivers one message before it gives up on it.
+pub const DEFAULT_MAX_DELIVER: i64 = 10;
+
+/// Default number of replicas of the stream the bridge creates.
+pub const DEFAULT_REPLICAS: usize = 1;
+
+/// The dead-letter copy of a poison message: its payload unchanged, with
+/// these headers (and none of the original ones, which may be unreadable).
+pub mod dead_letter {
+    /// Why it was terminated: `headers` (header block unreadable),
+    /// `status-line` (header block with a status line), `subject` (not a
+    /// bridge subject), `malformed`, `signature`.
+    pub const REASON: &str = "Astrid-Dead-Letter-Reason";
+    /// Name of the stream it was stored in.
+    pub const STREAM: &str = "Astrid-Dead-Letter-Stream";
+    /// Its stream sequence (decimal).
+    pub const SEQUENCE: &str = "Astrid-Dead-Letter-Sequence";
+    /// Its subject as the server reports it; `~` + lowercase hex of the
+    /// UTF-8 bytes if that is not printable ASCII (bytes that were not
+    /// UTF-8 arrive as U+FFFD).
+    pub const SUBJECT: &str = "Astrid-Dead-Letter-Subject";
+    /// Its raw header block (`NATS/1.0` line included), standard base64;
+    /// absent if it had none.
+    pub const HEADERS: &str = "Astrid-Dead-Letter-Headers";
+}
+
 /// Durable settings of a bridge.
 #[derive(Debug, Clone)]
 pub(crate) struct DurableConfig {
@@ -72,6 +114,12 @@ pub(crate) struct DurableConfig {
     pub(crate) duplicate_window: Duration,
     /// Publish-ack timeout.
     pub(crate) publish_ack_timeout: Duration,
+    /// Consumer `max_deliver` (used when the bridge creates the consumer).
+    pub(crate) max_deliver: i64,
+    /// Stream replicas (used when the bridge creates the stream).
+    pub(crate) replicas: usize,
+    /// Subject that messages terminated as poison are republished on.
+    pub(crate) dead_letter: Option<String>,
 }
 
 impl Default for DurableConfig {
@@ -83,6 +131,9 @@ impl Default for DurableConfig {
             ack_wait: DEFAULT_ACK_WAIT,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             publish_ack_timeout: DEFAULT_PUBLISH_ACK_TIMEOUT,
+            max_deliver: DEFAULT_MAX_DELIVER,
+            replicas: DEFAULT_REPLICAS,
+            dead_letter: None,
         }
     }
 }
@@ -108,6 +159,22 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\'))
 }
 
+/// Whether `subject` can be the dead-letter subject of a bridge with
+/// `prefix`: a literal subject (dot-separated non-empty tokens of printable
+/// ASCII, no `*` or `>`) that is not `prefix` or under it, so the copies
+/// never land in the durable stream.
+pub fn is_valid_dead_letter_subject(prefix: &str, subject: &str) -> bool {
+    let literal = !subject.is_empty()
+        && subject.split('.').all(|t| {
+            !t.is_empty() && t != "*" && t != ">" && t.bytes().all(|b| b.is_ascii_graphic())
+        });
+    let inside = subject == prefix
+        || subject
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'));
+    literal && !inside
+}
+
 /// A JetStream context whose publish acks time out after `ack_timeout`.
 pub(crate) fn context(client: async_nats::Client, ack_timeout: Duration) -> Context {
     jetstream::ContextBuilder::new()
@@ -121,6 +188,7 @@ pub(crate) async fn ensure_stream(
     name: &str,
     subjects: &[String],
     duplicate_window: Duration,
+    replicas: usize,
 ) -> Result<(), async_nats::Error> {
     // Another node may create the stream between our look-up and our create;
     // the next attempt then finds it.
@@ -149,6 +217,7 @@ pub(crate) async fn ensure_stream(
                     subjects: subjects.to_vec(),
                     storage: StorageType::File,
                     duplicate_window,
+                    num_replicas: replicas,
                     ..Default::default()
                 };
                 match js.create_stream(config).await {
@@ -168,6 +237,7 @@ pub(crate) async fn ensure_consumer(
     stream: &str,
     name: &str,
     ack_wait: Duration,
+    max_deliver: i64,
 ) -> Result<PullConsumer, async_nats::Error> {
     let stream = js.get_stream(stream).await?;
     let config = pull::Config {
@@ -175,6 +245,7 @@ pub(crate) async fn ensure_consumer(
         ack_policy: AckPolicy::Explicit,
         deliver_policy: DeliverPolicy::All,
         ack_wait,
+        max_deliver,
         ..Default::default()
     };
     Ok(stream.get_or_create_consumer(name, config).await?)
@@ -193,6 +264,27 @@ mod tests {
         assert!(is_valid_name(&default_consumer_name("n.o-d_e")));
         for bad in ["", "a.b", "a*", "a>", "a b", "a/b", "é", &"x".repeat(256)] {
             assert!(!is_valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dead_letter_subjects_are_literal_and_outside_the_prefix() {
+        for ok in ["dlq", "ops.dlq.astrid", "astridx.dlq", "a.astrid.b"] {
+            assert!(is_valid_dead_letter_subject("astrid", ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "astrid",
+            "astrid.dlq",
+            "a..b",
+            ".a",
+            "a.",
+            "a.*",
+            "a.>",
+            "a b",
+            "é",
+        ] {
+            assert!(!is_valid_dead_letter_subject("astrid", bad), "{bad:?}");
         }
     }
 }

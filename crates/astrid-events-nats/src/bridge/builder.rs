@@ -20,6 +20,7 @@ use super::handle::{Bridge, Tasks};
 use super::ids::ImportedIds;
 use super::import_loop::{core_import_loop, durable_import_loop};
 use super::outbound::Outbound;
+use super::poison::DurableTarget;
 use super::shared::Shared;
 use super::stats::Counters;
 use super::{DEFAULT_MAX_OUTBOUND_BYTES, DEFAULT_PREFIX, IMPORTED_IDS_CAPACITY};
@@ -216,6 +217,39 @@ impl BridgeBuilder {
         self
     }
 
+    /// How many times the server delivers one durable message to this
+    /// node's consumer before giving up on it (JetStream `max_deliver`,
+    /// default [`durable::DEFAULT_MAX_DELIVER`]; `-1` = unbounded); applies
+    /// when the bridge creates the consumer. Each cut connection, importer
+    /// restart or expired ack wait costs the messages in flight one
+    /// delivery; a message the importer can never read costs one per pull it
+    /// cuts, so this bounds how long it can hold the consumer up.
+    pub fn durable_max_deliver(mut self, n: i64) -> Self {
+        self.durable.max_deliver = n;
+        self
+    }
+
+    /// Number of replicas of the durable stream (default
+    /// [`durable::DEFAULT_REPLICAS`]; 1..=5, at most the number of
+    /// JetStream servers in the cluster); applies when the bridge creates
+    /// the stream (an existing stream keeps its count). The durable consumer
+    /// inherits it. With 3, the stream and consumer survive the loss of any
+    /// one server, the stream leader included.
+    pub fn durable_replicas(mut self, replicas: usize) -> Self {
+        self.durable.replicas = replicas;
+        self
+    }
+
+    /// Republishes every durable message terminated as poison on `subject`
+    /// (a literal subject outside the prefix) before terminating it; format
+    /// in [`durable::dead_letter`]. A plain publish, at most once: to keep
+    /// the copies, capture the subject in a stream of its own. Off by
+    /// default.
+    pub fn dead_letter(mut self, subject: impl Into<String>) -> Self {
+        self.durable.dead_letter = Some(subject.into());
+        self
+    }
+
     /// How long a durable export waits for its publish ack before it is sent
     /// again (default [`durable::DEFAULT_PUBLISH_ACK_TIMEOUT`]).
     pub fn publish_ack_timeout(mut self, timeout: Duration) -> Self {
@@ -254,6 +288,14 @@ impl BridgeBuilder {
         {
             return Err(StartError::InvalidDurableName);
         }
+        if !(1..=5).contains(&self.durable.replicas) {
+            return Err(StartError::InvalidReplicas);
+        }
+        if let Some(dl) = &self.durable.dead_letter
+            && !durable::is_valid_dead_letter_subject(&self.prefix, dl)
+        {
+            return Err(StartError::InvalidDeadLetterSubject);
+        }
         let mut options = self.options;
         if let Some(path) = &self.credentials_file {
             options = options
@@ -283,6 +325,7 @@ impl BridgeBuilder {
                 &stream_name,
                 &durable_subjects,
                 self.durable.duplicate_window,
+                self.durable.replicas,
             )
             .await
             .map_err(StartError::JetStream)?;
@@ -293,6 +336,7 @@ impl BridgeBuilder {
                         &stream_name,
                         &consumer_name,
                         self.durable.ack_wait,
+                        self.durable.max_deliver,
                     )
                     .await
                     .map_err(StartError::JetStream)?,
@@ -333,9 +377,16 @@ impl BridgeBuilder {
         ));
         let importer = tokio::spawn(core_import_loop(Arc::clone(&shared), subs));
         let durable_importer = consumer.map(|c| {
+            let target = DurableTarget {
+                client: client.clone(),
+                js: durable::context(client.clone(), self.durable.publish_ack_timeout),
+                stream: stream_name,
+                consumer: consumer_name,
+                dead_letter: self.durable.dead_letter,
+            };
             tokio::spawn(durable_import_loop(
                 Arc::clone(&shared),
-                client.clone(),
+                target,
                 c,
                 stop_import_rx,
             ))

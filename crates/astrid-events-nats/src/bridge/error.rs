@@ -25,6 +25,11 @@ pub enum StartError {
     InvalidDurableName,
     /// Ensuring the JetStream stream or durable consumer failed.
     JetStream(async_nats::Error),
+    /// The durable replica count is not in 1..=5.
+    InvalidReplicas,
+    /// The dead-letter subject is not a literal subject outside the prefix
+    /// (see [`durable::is_valid_dead_letter_subject`](crate::durable::is_valid_dead_letter_subject)).
+    InvalidDeadLetterSubject,
 }
 
 impl fmt::Display for StartError {
@@ -38,6 +43,10 @@ impl fmt::Display for StartError {
             Self::Barrier(_) => f.write_str("failed to confirm the import subscriptions"),
             Self::InvalidDurableName => f.write_str("invalid durable stream or consumer name"),
             Self::JetStream(_) => f.write_str("failed to set up the JetStream stream or consumer"),
+            Self::InvalidReplicas => f.write_str("durable replicas must be 1 to 5"),
+            Self::InvalidDeadLetterSubject => {
+                f.write_str("the dead-letter subject must be a literal subject outside the prefix")
+            }
         }
     }
 }
@@ -51,7 +60,10 @@ impl std::error::Error for StartError {
             Self::Subscribe(e) => Some(e),
             Self::Barrier(e) => Some(e),
             Self::JetStream(e) => Some(&**e),
-            Self::InvalidNodeId | Self::InvalidDurableName => None,
+            Self::InvalidNodeId
+            | Self::InvalidDurableName
+            | Self::InvalidReplicas
+            | Self::InvalidDeadLetterSubject => None,
         }
     }
 }

@@ -5,19 +5,22 @@ use astrid_events::{AstridEvent, topic_pattern_matches};
 use async_nats::HeaderMap;
 
 use super::lock;
+use super::poison::PoisonReason;
 use super::shared::Shared;
 use crate::subject;
 use crate::wire;
 
 impl Shared {
-    /// Checks one NATS message and publishes it into the local bus.
+    /// Checks one NATS message and publishes it into the local bus. Returns
+    /// why the message can never be imported, if it can't (the durable
+    /// importer terminates such messages instead of acking them).
     pub(super) fn import(
         &self,
         subject: &str,
         headers: Option<&HeaderMap>,
         payload: &[u8],
         path: Path,
-    ) {
+    ) -> Result<(), PoisonReason> {
         let c = &self.counters;
         let raw = headers.map(wire::RawHeaders::scan);
         if path == Path::Core
@@ -31,16 +34,16 @@ impl Shared {
         }
         if subject::is_lifecycle_subject(&self.prefix, subject) {
             c.ignored_non_ipc.bump();
-            return;
+            return Ok(());
         }
         let Ok(topic) = subject::subject_to_topic_cow(&self.prefix, subject) else {
             c.rejected_malformed.bump();
-            return;
+            return Err(PoisonReason::Malformed);
         };
         // Durable topics arrive through the consumer; the core subscription
         // sees the same messages and leaves them to it.
         if path == Path::Core && self.durable_import && self.is_durable(&topic) {
-            return;
+            return Ok(());
         }
         let decoded = match &raw {
             Some(h) => wire::decode_ref(h, payload),
@@ -51,20 +54,20 @@ impl Shared {
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: malformed import");
                 c.rejected_malformed.bump();
-                return;
+                return Err(PoisonReason::Malformed);
             }
         };
         if meta.origin_node == self.node_id {
             c.echo_suppressed.bump();
-            return;
+            return Ok(());
         }
         let AstridEvent::Ipc { message, .. } = &event else {
             c.ignored_non_ipc.bump();
-            return;
+            return Ok(());
         };
         if *message.topic != *topic {
             c.rejected_malformed.bump();
-            return;
+            return Err(PoisonReason::Malformed);
         }
         if !self.import.iter().any(|p| topic_pattern_matches(p, &topic)) {
             if path == Path::Durable {
@@ -72,14 +75,14 @@ impl Shared {
             } else {
                 c.rejected_malformed.bump();
             }
-            return;
+            return Ok(());
         }
         let must_verify = message.signature.is_some() || !self.allow_unsigned;
         if must_verify && let Err(e) = self.trusted.verify(meta.origin_node, meta.key_id, message) {
             tracing::debug!(error = %e, origin = %meta.origin_node,
                 "astrid-events-nats: import rejected");
             c.rejected_signature.bump();
-            return;
+            return Err(PoisonReason::Signature);
         }
         let id = event.metadata().event_id;
         if path == Path::Durable {
@@ -87,7 +90,7 @@ impl Shared {
             if seen.contains(&id) {
                 drop(seen);
                 c.duplicates_suppressed.bump();
-                return;
+                return Ok(());
             }
             seen.insert(id);
         }
@@ -99,6 +102,7 @@ impl Shared {
         // Counted first, so a receiver that got the event sees it counted.
         c.imported.bump();
         self.bus.publish(event);
+        Ok(())
     }
 }
 

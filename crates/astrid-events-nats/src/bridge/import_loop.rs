@@ -2,16 +2,18 @@
 //! consumer, each handing messages to [`Shared::import`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
+use async_nats::Subscriber;
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::{Client, Subscriber};
 use futures_util::StreamExt;
 use futures_util::stream::select_all;
 use tokio::sync::watch;
 
 use super::import::Path;
+use super::poison::{DurableTarget, PoisonReason};
 use super::shared::Shared;
 use crate::durable;
 
@@ -21,30 +23,42 @@ use crate::durable;
 pub(super) async fn core_import_loop(shared: Arc<Shared>, subs: Vec<Subscriber>) {
     let mut merged = select_all(subs);
     while let Some(msg) = merged.next().await {
-        shared.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
+        let _ = shared.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
     }
 }
 
 /// Pulls the durable consumer in batches and imports each message, acking it
-/// after it was published into the bus (or rejected). On stop, finishes the
-/// pull in progress (at most [`durable::PULL_EXPIRES`]) so no delivered
-/// message is left unacked.
+/// after it was published into the bus (or was not for this node), and
+/// terminating it if it can never be imported. After a pull that did not end
+/// normally it recovers (see [`poison`](super::poison)) and pulls one message
+/// at a time until a pull ends normally again. On stop, finishes the pull in
+/// progress (at most [`durable::PULL_EXPIRES`]) so no delivered message is
+/// left unacked.
 pub(super) async fn durable_import_loop(
     shared: Arc<Shared>,
-    client: Client,
+    target: DurableTarget,
     consumer: PullConsumer,
     mut stop: watch::Receiver<bool>,
 ) {
     let c = &shared.counters;
+    let client = &target.client;
     let mut backoff = Duration::from_millis(20);
+    let mut one_at_a_time = false;
     while !*stop.borrow() {
         if client.connection_state() != State::Connected {
             let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
             continue;
         }
+        let connects = client.statistics().connects.load(Ordering::Relaxed);
+        let asked = if one_at_a_time {
+            1
+        } else {
+            durable::PULL_BATCH
+        };
+        let started = Instant::now();
         let batch = consumer
             .batch()
-            .max_messages(durable::PULL_BATCH)
+            .max_messages(asked)
             .expires(durable::PULL_EXPIRES)
             .messages()
             .await;
@@ -59,6 +73,8 @@ pub(super) async fn durable_import_loop(
             }
         };
         let mut check = tokio::time::interval(Duration::from_millis(100));
+        let mut got = 0;
+        let mut failed = false;
         loop {
             let next = tokio::select! {
                 next = batch.next() => next,
@@ -68,30 +84,70 @@ pub(super) async fn durable_import_loop(
                     if client.connection_state() == State::Connected {
                         continue;
                     }
+                    failed = true;
                     break;
                 }
             };
             match next {
                 None => break,
                 Some(Ok(msg)) => {
-                    shared.import(
+                    got += 1;
+                    let verdict = shared.import(
                         &msg.subject,
                         msg.headers.as_ref(),
                         &msg.payload,
                         Path::Durable,
                     );
-                    if let Err(e) = msg.ack().await {
-                        tracing::debug!(error = %e, "astrid-events-nats: durable ack failed");
-                        c.durable_errors.bump();
+                    match verdict {
+                        Ok(()) => {
+                            if let Err(e) = msg.ack().await {
+                                tracing::debug!(error = %e, "astrid-events-nats: durable ack failed");
+                                c.durable_errors.bump();
+                            }
+                        }
+                        Err(reason) => terminate(&shared, &target, &msg, reason).await,
                     }
                     backoff = Duration::from_millis(20);
                 }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "astrid-events-nats: durable pull ended");
                     c.durable_errors.bump();
+                    failed = true;
                     break;
                 }
             }
         }
+        drop(batch);
+        let cut = failed
+            || client.statistics().connects.load(Ordering::Relaxed) != connects
+            || (got < asked && started.elapsed() < durable::PULL_EXPIRES / 2);
+        if cut {
+            one_at_a_time = true;
+            while client.connection_state() != State::Connected && !*stop.borrow() {
+                let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
+            }
+            if !*stop.borrow() {
+                shared.recover(&target, &consumer).await;
+            }
+        } else {
+            one_at_a_time = false;
+        }
     }
+}
+
+/// Terminates a delivered message that can never be imported.
+async fn terminate(
+    shared: &Shared,
+    target: &DurableTarget,
+    msg: &async_nats::jetstream::Message,
+    reason: PoisonReason,
+) {
+    let (Some(reply), Ok(info)) = (msg.reply.as_ref(), msg.info()) else {
+        shared.counters.durable_errors.bump();
+        return;
+    };
+    let seq = info.stream_sequence;
+    shared
+        .terminate_poison(target, seq, reply.to_string(), reason, None)
+        .await;
 }

@@ -52,12 +52,14 @@ mod ids;
 mod import;
 mod import_loop;
 mod outbound;
+mod poison;
 mod shared;
 mod stats;
 
 pub use builder::{BridgeBuilder, round_trip};
 pub use error::{ShutdownError, StartError};
 pub use handle::Bridge;
+pub use poison::MAX_RECOVERY_SCAN;
 pub use stats::BridgeStats;
 
 /// How many imported event ids are remembered for echo suppression.

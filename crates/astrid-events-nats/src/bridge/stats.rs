@@ -46,8 +46,16 @@ pub struct BridgeStats {
     /// Durable messages whose topic matches no import pattern (acked, not
     /// published).
     pub ignored_not_imported: u64,
-    /// Durable import acks or pull requests that failed.
+    /// Durable import acks or pull requests that failed (and failed reads,
+    /// dead-letter publishes and terminations of poison messages).
     pub durable_errors: u64,
+    /// Durable messages terminated because this bridge can never import
+    /// them (unreadable by the client, malformed, or failing the signature
+    /// policy); each is also counted under its reason (`rejected_malformed`
+    /// or `rejected_signature`). See the `bridge/poison.rs` docs.
+    pub poison_terminated: u64,
+    /// Poison messages republished on the dead-letter subject.
+    pub dead_lettered: u64,
 }
 
 /// One outcome: its count for [`Bridge::stats`](super::Bridge::stats) and its metric handle,
@@ -97,6 +105,8 @@ pub(super) struct Counters {
     pub(super) duplicates_suppressed: Tally,
     pub(super) ignored_not_imported: Tally,
     pub(super) durable_errors: Tally,
+    pub(super) poison_terminated: Tally,
+    pub(super) dead_lettered: Tally,
 }
 
 impl Counters {
@@ -118,6 +128,8 @@ impl Counters {
             duplicates_suppressed: Tally::new("duplicate_suppressed"),
             ignored_not_imported: Tally::new("ignored_not_imported"),
             durable_errors: Tally::new("durable_error"),
+            poison_terminated: Tally::new("poison_terminated"),
+            dead_lettered: Tally::new("dead_lettered"),
         }
     }
 
@@ -141,6 +153,8 @@ impl Counters {
             duplicates_suppressed: self.duplicates_suppressed.get(),
             ignored_not_imported: self.ignored_not_imported.get(),
             durable_errors: self.durable_errors.get(),
+            poison_terminated: self.poison_terminated.get(),
+            dead_lettered: self.dead_lettered.get(),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod events;
+pub mod raw;
 
 /// How long a server gets to start accepting connections.
 const READY_DEADLINE: Duration = Duration::from_secs(15);
