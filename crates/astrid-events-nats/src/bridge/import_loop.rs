@@ -123,7 +123,13 @@ pub(super) async fn durable_import_loop(
             || (got < asked && started.elapsed() < durable::PULL_EXPIRES / 2);
         if cut {
             one_at_a_time = true;
-            while client.connection_state() != State::Connected && !*stop.borrow() {
+            // The server may still hand messages to the cut pull request
+            // (into an inbox nobody reads) until it expires; recovery reads
+            // what was delivered only after that.
+            let expired = started + durable::PULL_EXPIRES + EXPIRY_MARGIN;
+            while (client.connection_state() != State::Connected || Instant::now() < expired)
+                && !*stop.borrow()
+            {
                 let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
             }
             if !*stop.borrow() {
@@ -134,6 +140,10 @@ pub(super) async fn durable_import_loop(
         }
     }
 }
+
+/// Added to [`durable::PULL_EXPIRES`] before a cut pull request is taken for
+/// expired on the server (which starts its clock when the request arrives).
+const EXPIRY_MARGIN: Duration = Duration::from_millis(100);
 
 /// Terminates a delivered message that can never be imported.
 async fn terminate(
