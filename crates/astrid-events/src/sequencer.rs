@@ -43,9 +43,9 @@
 //! takes the sequencer while holding any of them, and no user code runs
 //! under it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, fence};
 
 /// The bus's publish lock and the counters it guards.
 pub(crate) struct Sequencer {
@@ -89,12 +89,14 @@ pub(crate) struct Turnstile {
     /// Threads parked in [`Self::wait_for`]; `pass` notifies only if
     /// non-zero.
     parked: AtomicUsize,
-    lock: parking_lot::Mutex<()>,
-    turn_passed: parking_lot::Condvar,
+    lock: Mutex<()>,
+    turn_passed: Condvar,
 }
 
 /// Spins (with `spin_loop` hints) before parking: a turn is usually passed
-/// within a few subscriber calls.
+/// within a few subscriber calls. Not under loom, where every load is a
+/// scheduling point.
+#[cfg(not(loom))]
 const SPINS_BEFORE_PARK: u32 = 64;
 
 impl Turnstile {
@@ -102,13 +104,14 @@ impl Turnstile {
         Self {
             serving: AtomicU64::new(0),
             parked: AtomicUsize::new(0),
-            lock: parking_lot::Mutex::new(()),
-            turn_passed: parking_lot::Condvar::new(),
+            lock: Mutex::new(()),
+            turn_passed: Condvar::new(),
         }
     }
 
     /// Returns once `turn` is being served.
     pub(crate) fn wait_for(&self, turn: u64) {
+        #[cfg(not(loom))]
         for _ in 0..SPINS_BEFORE_PARK {
             if self.serving.load(Ordering::Acquire) == turn {
                 return;
@@ -116,20 +119,25 @@ impl Turnstile {
             std::hint::spin_loop();
         }
         let mut guard = self.lock.lock();
-        // SeqCst pairs with `pass`: either `pass` sees this thread parked and
-        // notifies, or this load sees the turn it stored.
-        self.parked.fetch_add(1, Ordering::SeqCst);
-        while self.serving.load(Ordering::SeqCst) != turn {
-            self.turn_passed.wait(&mut guard);
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `pass` (a store-then-load handshake on two
+        // variables needs a SeqCst fence on both sides): either `pass` sees
+        // this thread parked and notifies under the lock, or the load below
+        // sees the turn it stored.
+        fence(Ordering::SeqCst);
+        while self.serving.load(Ordering::Acquire) != turn {
+            guard = self.turn_passed.wait(guard);
         }
-        self.parked.fetch_sub(1, Ordering::SeqCst);
+        self.parked.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Ends `turn` (the one being served) and lets the next one through.
     pub(crate) fn pass(&self, turn: u64) {
-        self.serving.store(turn + 1, Ordering::SeqCst);
-        if self.parked.load(Ordering::SeqCst) > 0 {
-            // Taking the lock orders this notify after a waiter's check.
+        self.serving.store(turn + 1, Ordering::Release);
+        fence(Ordering::SeqCst);
+        if self.parked.load(Ordering::Relaxed) > 0 {
+            // Taking the lock orders this notify after a waiter's check:
+            // a waiter holds it from its check until it sleeps.
             let _guard = self.lock.lock();
             self.turn_passed.notify_all();
         }
@@ -163,7 +171,7 @@ mod tests {
             h.join().expect("turn thread");
         }
         assert_eq!(*log.lock(), (0..8).collect::<Vec<_>>());
-        assert_eq!(turnstile.serving.load(Ordering::SeqCst), 8);
-        assert_eq!(turnstile.parked.load(Ordering::SeqCst), 0);
+        assert_eq!(turnstile.serving.load(Ordering::Acquire), 8);
+        assert_eq!(turnstile.parked.load(Ordering::Relaxed), 0);
     }
 }

@@ -7,7 +7,9 @@
 //! route's state lock and wakeups:
 //!
 //! - [`Mutex`]: `loom::sync::Mutex` behind the `parking_lot` API (`lock()`
-//!   returns the guard).
+//!   returns the guard); [`Condvar`] with a by-value `wait`; the atomics,
+//!   `fence` and `thread_local!` of the synchronous-dispatch turns (loom threads
+//!   share one OS thread, so a plain `thread_local!` would be shared too).
 //! - [`Notify`]: a re-implementation of the parts of `tokio::sync::Notify`
 //!   that the route uses, with tokio's documented semantics:
 //!   - `notify_one` wakes one registered waiter (the oldest) or, if there is
@@ -19,22 +21,53 @@
 //!     it is dropped after a `notify_one` reached it, the notification is
 //!     passed on (to the next waiter or as the permit), as tokio does.
 //!
-//! The routed queue (`routed/route.rs`) and the publish lock
-//! (`sequencer.rs`, held across route offers) use this module; the rest of
+//! The routed queue (`routed/route.rs`), the publish lock and the turns of
+//! synchronous dispatch (`sequencer.rs`, `sync_sub.rs`) use this module; the rest of
 //! the bus keeps its locks, which loom then treats as opaque (they are never
 //! held across a loom operation).
 
 #[cfg(not(loom))]
 pub(crate) use parking_lot::{Mutex, MutexGuard};
 #[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, fence};
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+#[cfg(not(loom))]
 pub(crate) use tokio::sync::Notify;
 #[cfg(not(loom))]
 pub(crate) use tokio::sync::futures::Notified;
 
+/// `parking_lot::Condvar` with a by-value `wait` (the one API both it and
+/// loom's `Condvar` can offer).
+#[cfg(not(loom))]
+#[derive(Debug, Default)]
+pub(crate) struct Condvar(parking_lot::Condvar);
+
+#[cfg(not(loom))]
+impl Condvar {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Releases the lock of `guard`, waits for a notification, relocks.
+    pub(crate) fn wait<'a, T>(&self, mut guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        self.0.wait(&mut guard);
+        guard
+    }
+
+    pub(crate) fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
 #[cfg(loom)]
-pub(crate) use self::loom_impl::{Mutex, Notified, Notify};
+pub(crate) use self::loom_impl::{Condvar, Mutex, Notified, Notify};
 #[cfg(loom)]
 pub(crate) use loom::sync::MutexGuard;
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
 
 #[cfg(loom)]
 mod loom_impl {
@@ -55,6 +88,30 @@ mod loom_impl {
             self.0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+
+    /// `loom::sync::Condvar` with the by-value `wait` of the normal build's
+    /// wrapper.
+    #[derive(Debug)]
+    pub(crate) struct Condvar(loom::sync::Condvar);
+
+    impl Condvar {
+        pub(crate) fn new() -> Self {
+            Self(loom::sync::Condvar::new())
+        }
+
+        pub(crate) fn wait<'a, T>(
+            &self,
+            guard: loom::sync::MutexGuard<'a, T>,
+        ) -> loom::sync::MutexGuard<'a, T> {
+            self.0
+                .wait(guard)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
         }
     }
 

@@ -48,6 +48,7 @@ use crate::bus::EventBus;
 use crate::event::AstridEvent;
 use crate::metrics::{METRIC_BUS_SUBSCRIBER_PANICS_TOTAL, METRIC_BUS_SYNC_DEPTH_DROPPED_TOTAL};
 use crate::sequencer::Turnstile;
+use crate::sync::thread_local;
 
 /// How deep `publish` may recurse through synchronous subscribers.
 pub const MAX_SYNC_DISPATCH_DEPTH: usize = 16;
