@@ -5,10 +5,10 @@
 //!   ├─ sequencer (one lock per bus) ┐
 //!   │  ├─ IPC: stamp message.seq    │ one critical section: receivers get
 //!   │  ├─ broadcast channel ────────┼──> plain receivers (subscribe)
-//!   │  ├─ IPC: topic index lookup (read lock, values copied out)
+//!   │  ├─ IPC: topic index lookup (the index lives under the sequencer)
 //!   │  │  ├─ topic queues ──────────┼──> topic receivers (subscribe_topic*)
 //!   │  │  └─ routes (scope, budget) ┼──> routed receivers
-//!   │  │  retained store (opt-in) updated under the same read lock
+//!   │  │  retained store (opt-in) updated
 //!   │  └─ take a synchronous-dispatch turn
 //!   ├─ wake topic and routed receivers, report losses (no lock held)
 //!   └─ wait for the turn, run synchronous subscribers (no lock held)
@@ -27,7 +27,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -42,7 +42,7 @@ use crate::routed::{
     Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
     accounted_size, ipc_size_of,
 };
-use crate::sequencer::{Counters, Sequencer};
+use crate::sequencer::Sequencer;
 use crate::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
 
 /// Default capacity of the broadcast channel and of each topic queue.
@@ -146,9 +146,8 @@ impl EventBusBuilder {
             shared: Arc::new(Shared {
                 broadcast,
                 capacity,
-                sequencer: Sequencer::new(),
+                sequencer: Sequencer::new(index),
                 next_id: AtomicU64::new(next_id),
-                index: RwLock::new(index),
                 indexed: AtomicUsize::new((next_id - 1) as usize),
                 topic_receivers: AtomicUsize::new(0),
                 routes: AtomicUsize::new(0),
@@ -193,14 +192,12 @@ pub(crate) enum Target {
 pub(crate) struct Shared {
     broadcast: broadcast::Sender<Arc<AstridEvent>>,
     capacity: usize,
-    /// The publish lock: `seq`, and the order every receiver sees.
-    sequencer: Sequencer,
+    /// The publish lock: `seq`, the order every receiver sees, and the
+    /// topic index (topic receivers and routes by pattern).
+    sequencer: Sequencer<TopicIndex<Target>>,
     /// Source of index entry ids and route `subscription_rep`s.
     next_id: AtomicU64,
-    /// Topic receivers and routes by pattern. Publishers hold the read lock
-    /// only while copying matches out, never while delivering.
-    index: RwLock<TopicIndex<Target>>,
-    /// Entries in `index`, readable without its lock: a publish on a bus
+    /// Entries in the index, readable without the sequencer: a publish on a bus
     /// with no topic receivers, routes or retention skips the lock.
     indexed: AtomicUsize,
     topic_receivers: AtomicUsize,
@@ -247,9 +244,9 @@ impl Shared {
     /// Removes an index entry (called by a dropped receiver).
     pub(crate) fn unregister(&self, pattern: &str, id: EntryId) {
         let removed = {
-            let mut index = self.index.write();
-            let removed = index.remove(pattern, id);
-            self.indexed.store(index.len(), Ordering::Relaxed);
+            let mut ordered = self.sequencer.lock();
+            let removed = ordered.index.remove(pattern, id);
+            self.indexed.store(ordered.index.len(), Ordering::Relaxed);
             removed
         };
         match removed {
@@ -268,7 +265,7 @@ impl Drop for Shared {
     fn drop(&mut self) {
         // The bus is gone: release every receiver still waiting; each
         // drains what is queued, then ends.
-        self.index.get_mut().for_each(|target| match target {
+        self.sequencer.lock().index.for_each(|target| match target {
             Target::Topic(queue) => queue.close(),
             Target::Route(route) => route.shutdown(),
             Target::Retain => {}
@@ -394,11 +391,11 @@ impl EventBus {
     /// (and a stalled store-to-load forward), about a third of a plain
     /// publish.
     #[inline]
-    fn stamp(event: &mut Arc<AstridEvent>, counters: &mut Counters) {
+    fn stamp(event: &mut Arc<AstridEvent>, seq: &mut u64) {
         // Always `Some`: nobody else holds the `Arc` yet.
         if let Some(AstridEvent::Ipc { message, .. }) = Arc::get_mut(event) {
-            counters.seq += 1;
-            message.seq = counters.seq;
+            *seq += 1;
+            message.seq = *seq;
         }
     }
 
@@ -435,8 +432,8 @@ impl EventBus {
         if !indexed && depth.is_none() {
             // Only plain receivers can want it: hand the channel our handle.
             let sent = {
-                let mut counters = self.shared.sequencer.lock();
-                Self::stamp(&mut event, &mut counters);
+                let mut ordered = self.shared.sequencer.lock();
+                Self::stamp(&mut event, &mut ordered.seq);
                 self.shared.broadcast.send(event)
             };
             // An unsent event is dropped here, outside the lock.
@@ -447,13 +444,14 @@ impl EventBus {
         // `try_with`: a publish from a thread-local destructor must not panic.
         let mut targets = TARGETS.try_with(Cell::take).unwrap_or_default();
         let (reached, turn) = {
-            let mut counters = self.shared.sequencer.lock();
-            Self::stamp(&mut event, &mut counters);
+            let mut ordered = self.shared.sequencer.lock();
+            let ordered = &mut *ordered;
+            Self::stamp(&mut event, &mut ordered.seq);
             let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
             if indexed {
-                reached += self.deliver_indexed(&event, reserved, &mut targets);
+                reached += self.deliver_indexed(&ordered.index, &event, reserved, &mut targets);
             }
-            let turn = depth.and_then(|d| registry.take_turn(d, &mut counters.next_turn));
+            let turn = depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn));
             (reached, turn)
         };
         for (target, after) in &targets {
@@ -479,6 +477,7 @@ impl EventBus {
     /// sequencer is released (wakeup, loss report).
     fn deliver_indexed(
         &self,
+        index: &TopicIndex<Target>,
         event: &Arc<AstridEvent>,
         reserved: &[Arc<Route>],
         targets: &mut Vec<(Target, After)>,
@@ -486,22 +485,20 @@ impl EventBus {
         let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
+        if index.len() == 0 {
+            return 0;
+        }
         let mut size = None;
-        {
-            let index = self.shared.index.read();
-            if index.len() == 0 {
-                return 0;
-            }
-            let mut retain = false;
-            index.for_each_match(&message.topic, |t| match t {
-                Target::Retain => retain = true,
-                other => targets.push((other.clone(), After::Nothing)),
-            });
-            // Stored under the index read lock: see `retain.rs`.
-            if retain && let Some(store) = &self.shared.retained {
-                let size = *size.get_or_insert_with(|| ipc_size_of(event));
-                store.lock().store(&message.topic, event, size);
-            }
+        let mut retain = false;
+        index.for_each_match(&message.topic, |t| match t {
+            Target::Retain => retain = true,
+            other => targets.push((other.clone(), After::Nothing)),
+        });
+        // Stored under the sequencer, like the index change of a
+        // `*_with_last` subscription: see `retain.rs`.
+        if retain && let Some(store) = &self.shared.retained {
+            let size = *size.get_or_insert_with(|| ipc_size_of(event));
+            store.lock().store(&message.topic, event, size);
         }
         let mut reached = 0;
         for (target, after) in targets.iter_mut() {
@@ -526,12 +523,12 @@ impl EventBus {
         reached
     }
 
-    /// Copies out the routes matching `topic` (read lock held only for the
+    /// Copies out the routes matching `topic` (sequencer held only for the
     /// copy).
     fn matching_routes(&self, topic: &str) -> Vec<Arc<Route>> {
-        let index = self.shared.index.read();
+        let ordered = self.shared.sequencer.lock();
         let mut routes = Vec::new();
-        index.for_each_match(topic, |t| {
+        ordered.index.for_each_match(topic, |t| {
             if let Target::Route(r) = t {
                 routes.push(Arc::clone(r));
             }
@@ -780,11 +777,12 @@ impl EventBus {
     }
 
     /// Adds `target` to the index under `pattern`. With `with_last`, first
-    /// hands it the retained events matching `pattern`, under the same write
-    /// lock, so nothing published meanwhile is missed or seen twice (see
-    /// `retain.rs`).
+    /// hands it the retained events matching `pattern`, under the same
+    /// sequencer lock, so nothing published meanwhile is missed or seen twice
+    /// (see `retain.rs`).
     fn join_index(&self, pattern: &str, id: EntryId, target: Target, with_last: bool) {
-        let mut index = self.shared.index.write();
+        let mut ordered = self.shared.sequencer.lock();
+        let index = &mut ordered.index;
         if with_last && let Some(retained) = &self.shared.retained {
             for event in retained.lock().matching(pattern) {
                 match &target {

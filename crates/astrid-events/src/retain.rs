@@ -9,11 +9,13 @@
 //! be exceeded, the least recently published topic is evicted and counted
 //! (`astrid_bus_retained_evictions_total`).
 //!
-//! Consistency with live delivery: a publish updates the store while holding
-//! the index read lock, and a `*_with_last` subscription snapshots the store
-//! and joins the index under the write lock. So every event is either in the
-//! snapshot (published before the subscription joined) or delivered live,
-//! never both and never neither. Lock order: index, then store.
+//! Consistency with live delivery: a publish updates the store, and a
+//! `*_with_last` subscription snapshots it and joins the topic index, each
+//! under the bus's publish lock (the sequencer, which guards the index). So
+//! every event is either in the snapshot (published before the subscription
+//! joined) or delivered live, never both and never neither, and the
+//! snapshot is older than every live event. Lock order: sequencer, then
+//! store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

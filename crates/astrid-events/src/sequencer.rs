@@ -22,10 +22,11 @@
 //!
 //! # How
 //!
-//! [`Sequencer`] is one lock per bus. A publish takes it, stamps `seq`, and
-//! hands the event to the broadcast channel (plain receivers), the topic
-//! queues and the routes before releasing it, so no other publish can get
-//! between stamping and enqueuing. Wakeups of topic and routed receivers
+//! [`Sequencer`] is one lock per bus; it also guards the topic index. A
+//! publish takes it, stamps `seq`, and hands the event to the broadcast
+//! channel (plain receivers), the topic queues and the routes before
+//! releasing it, so no other publish can get between stamping and
+//! enqueuing. Subscribing and unsubscribing change the index under it. Wakeups of topic and routed receivers
 //! happen after the lock is released (only the broadcast channel wakes its
 //! receivers inside its own send); a receiver reads its queue in order, so
 //! late wakeups cannot reorder it.
@@ -37,9 +38,9 @@
 //! subscribers and passes the turn on. A publisher may therefore wait for
 //! another thread's synchronous subscribers to finish with an earlier event.
 //!
-//! Lock order: sequencer, then the index read lock, the retained store, a
-//! topic queue's lock, a route's lock, the broadcast channel's lock and the
-//! subscriber registry's lock, each released before the sequencer. Nothing
+//! Lock order: sequencer, then the retained store, a topic queue's lock, a
+//! route's lock, the broadcast channel's lock or the subscriber registry's
+//! lock, each released before the sequencer. Nothing
 //! takes the sequencer while holding any of them, and no user code runs
 //! under it.
 
@@ -47,33 +48,38 @@ use std::sync::atomic::Ordering;
 
 use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, fence};
 
-/// The bus's publish lock and the counters it guards.
-pub(crate) struct Sequencer {
-    state: Mutex<Counters>,
+/// The bus's publish lock and what it guards: the counters, and `T` (the
+/// bus's topic index, so a publish walks it without a lock of its own).
+pub(crate) struct Sequencer<T> {
+    state: Mutex<Ordered<T>>,
 }
 
 /// What a publish reads and advances while it holds the sequencer.
-pub(crate) struct Counters {
+pub(crate) struct Ordered<T> {
     /// Last IPC sequence number handed out; the next is this + 1.
     pub(crate) seq: u64,
     /// The next synchronous-dispatch turn ([`Turnstile`]); turns are taken
     /// in sequence order, one per publish shown to synchronous subscribers.
     pub(crate) next_turn: u64,
+    /// Changed (subscribe, unsubscribe) under this lock too, so a publish
+    /// sees one version of it from stamp to last enqueue.
+    pub(crate) index: T,
 }
 
-impl Sequencer {
-    pub(crate) fn new() -> Self {
+impl<T> Sequencer<T> {
+    pub(crate) fn new(index: T) -> Self {
         Self {
-            state: Mutex::new(Counters {
+            state: Mutex::new(Ordered {
                 seq: 0,
                 next_turn: 0,
+                index,
             }),
         }
     }
 
     /// Takes the publish lock.
     #[inline]
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Counters> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Ordered<T>> {
         self.state.lock()
     }
 }

@@ -5,9 +5,11 @@
 //! loom-visible equivalents, and these models drive the **real** bus code
 //! (`EventBus`, `Route`, `RoutedEventReceiver`) through the public API while
 //! loom explores every interleaving of the route's state lock and wakeups
-//! (bounded by `LOOM_MAX_PREEMPTIONS`). The bus's other locks (the topic
-//! index `RwLock`, the broadcast channel) stay opaque to loom: they are
-//! never held across a loom operation, so each is one atomic step here.
+//! (bounded by `LOOM_MAX_PREEMPTIONS`), together with the publish lock
+//! (the sequencer, which also guards the topic index). The bus's other
+//! locks (the broadcast channel, the retained store) stay opaque to loom:
+//! they are never held across a loom operation, so each is one atomic step
+//! here.
 //!
 //! Properties:
 //! - **no lost wakeup**: a receiver waiting in `recv(None)` is woken for
