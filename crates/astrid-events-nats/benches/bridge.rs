@@ -327,7 +327,7 @@ async fn encode_inline_throughput(url: &str) -> f64 {
         MESSAGES,
         |receipts| count_nats(sub, MESSAGES, receipts),
         async || {
-            let (headers, payload) = wire::encode(&events.next().unwrap(), "a", None).unwrap();
+            let (headers, payload) = wire::encode(&events.next().unwrap(), "a").unwrap();
             publisher
                 .publish_with_headers("astrid.bench.tool.call", headers, payload)
                 .await
@@ -342,7 +342,7 @@ async fn encode_inline_throughput(url: &str) -> f64 {
 /// encoding plus the link sequence header the exporter adds to core
 /// messages (see `astrid_events_nats::link`).
 fn bare_message(topic: &str) -> (async_nats::HeaderMap, bytes::Bytes) {
-    let (mut headers, payload) = wire::encode(&event(topic, 0), "a", None).unwrap();
+    let (mut headers, payload) = wire::encode(&event(topic, 0), "a").unwrap();
     headers.insert(
         astrid_events_nats::link::LINK,
         format!("{}:1", Uuid::new_v4().simple()),
@@ -545,7 +545,7 @@ fn main() {
     }
     rt.block_on(async {
         let (event_bytes, header_bytes) = {
-            let (h, p) = wire::encode(&event("bench.tool.call", 0), "a", None).unwrap();
+            let (h, p) = wire::encode(&event("bench.tool.call", 0), "a").unwrap();
             (p.len(), format!("{h:?}").len())
         };
         println!(

@@ -21,8 +21,9 @@
 //!   [`BridgeStats::ignored_not_imported`](crate::BridgeStats). The core
 //!   subscriptions skip durable topics, which arrive through the consumer.
 //!   A message redelivered after its ack was lost (server restart, ack
-//!   timeout) is recognised by its event id and not published twice
-//!   ([`DURABLE_SEEN_CAPACITY`] ids are remembered per bridge).
+//!   timeout) is recognised by the replay guard and not published twice
+//!   within a bridge's lifetime (see [`replay`](crate::replay), whose window
+//!   on this path is measured from the time the stream stored the message).
 //! * **Poison messages.** A stored message this bridge can never import
 //!   (malformed, failing the signature policy, or unreadable by the client)
 //!   is terminated instead of acked, counted, and optionally republished on
@@ -49,9 +50,6 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::stream::{Config as StreamConfig, StorageType};
 use async_nats::jetstream::{self, Context};
-
-/// How many durably imported event ids a bridge remembers to drop redeliveries.
-pub const DURABLE_SEEN_CAPACITY: usize = 65_536;
 
 /// Default JetStream duplicate window of the stream the bridge creates.
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);

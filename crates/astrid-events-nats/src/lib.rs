@@ -13,14 +13,18 @@
 //!   wildcard-subject mapping (`*` -> `*`, trailing `.*` -> `>`);
 //! - [`wire`]: the message format, the event's 0.8.0 JSON byte for byte plus
 //!   the `Astrid-Origin-Node`, `Astrid-Principal`, `Astrid-Origin-Seq`,
-//!   `Nats-Msg-Id` (the event id) and `Astrid-Key-Id` headers;
+//!   `Nats-Msg-Id` (the event id), `Astrid-Key-Id` and `Astrid-Signature`
+//!   headers;
 //! - [`durable`]: durable topics through a JetStream stream and a durable
 //!   pull consumer (acked publishes, de-duplication by event id);
 //! - [`link`]: per-subject sequence numbers on core messages, so what core
 //!   NATS loses in transit is counted by the importer;
 //! - [`sign`]: ed25519 signatures over a length-prefixed canonical form of
-//!   (origin node, topic, principal, payload JSON, origin seq), stored in
-//!   `IpcMessage.signature`, with the signer's public key (hex) as key id.
+//!   the whole message (subject, origin node, link header, the body's exact
+//!   bytes), in the `Astrid-Signature` header, with the signer's public key
+//!   (hex) as key id;
+//! - [`replay`]: each import path delivers a verified event once (a time
+//!   window plus a bounded set of seen events).
 //!
 //! Importers must re-check a received topic with
 //! `astrid_events::topic_pattern_matches`: NATS wildcards have no depth limit,
@@ -31,6 +35,7 @@
 pub mod bridge;
 pub mod durable;
 pub mod link;
+pub mod replay;
 pub mod sign;
 pub mod subject;
 pub mod wire;

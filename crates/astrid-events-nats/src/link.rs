@@ -16,17 +16,31 @@
 //!   until then.
 //! * The first message the importer sees of a (origin, subject, session) only
 //!   starts tracking: losses before it are not counted.
-//! * The header is not signed: a forged header can only inflate the loss
-//!   counter, it never changes what is published into the bus.
+//! * The header is signed with the rest of the message (see
+//!   [`sign`](crate::sign)), and the importer observes it only once the
+//!   message passed every import check: a malformed, rejected or replayed
+//!   message never changes the table. Gaps between messages that verified
+//!   under a trusted key are counted exactly. Unsigned messages (accepted
+//!   only with `allow_unsigned`) are tracked apart from signed ones (so they
+//!   cannot disturb those) and one of them adds at most
+//!   [`MAX_UNVERIFIED_GAP`]: a forged sequence jump moves the counter by
+//!   that much at most, and a real gap larger than that between unsigned
+//!   messages is undercounted.
 //! * Both tables are bounded ([`LINK_KEYS_CAPACITY`]); when one is full it is
-//!   cleared, which (on the exporter) starts a new session.
+//!   cleared, which (on the exporter) starts a new session. The importer's
+//!   entries have a fixed size (a keyed hash of origin and subject, a hash of
+//!   the session, the last sequence number): it keeps no header bytes.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use uuid::Uuid;
 
 /// Header carrying `<session>:<seq>` on core messages.
 pub const LINK: &str = "Astrid-Link";
+
+/// Most losses one unsigned (unverified) message can add.
+pub const MAX_UNVERIFIED_GAP: u64 = 4_096;
 
 /// Most subjects (exporter) or (origin, subject) pairs (importer) tracked.
 pub const LINK_KEYS_CAPACITY: usize = 65_536;
@@ -82,11 +96,12 @@ impl LinkStamper {
 /// Importer side: last sequence number seen per (origin, subject).
 #[derive(Default)]
 pub(crate) struct LinkTracker {
-    /// origin node -> subject -> (session, last seq); nested so a lookup
-    /// needs no owned key.
-    last: HashMap<String, HashMap<String, (String, u64)>>,
-    /// Number of (origin, subject) pairs in `last`.
-    len: usize,
+    /// Keyed hash of (origin, subject) -> (hash of the session, last seq).
+    /// A collision of two 64-bit keyed hashes would only mix two subjects'
+    /// counts.
+    last: HashMap<u64, (u64, u64)>,
+    /// Random key of the hashes, per tracker.
+    hasher: RandomState,
 }
 
 /// Parses a [`LINK`] header value.
@@ -100,38 +115,49 @@ fn parse(value: &str) -> Option<(&str, u64)> {
 }
 
 impl LinkTracker {
-    /// Records one received message; returns how many messages of this
-    /// (origin, subject, session) were skipped since the previous one.
-    pub(crate) fn observe(&mut self, origin: &str, subject: &str, value: &str) -> u64 {
+    /// Records one received message that passed the import checks
+    /// (`verified`: under a trusted key); returns how many messages of this
+    /// (origin, subject, session) were skipped since the previous one (at
+    /// most [`MAX_UNVERIFIED_GAP`] if not `verified`).
+    pub(crate) fn observe(
+        &mut self,
+        origin: &str,
+        subject: &str,
+        value: &str,
+        verified: bool,
+    ) -> u64 {
         let Some((session, seq)) = parse(value) else {
             return 0;
         };
-        if let Some((s, last)) = self
-            .last
-            .get_mut(origin)
-            .and_then(|subjects| subjects.get_mut(subject))
-        {
-            if s == session {
+        let key = self.hasher.hash_one((origin, subject, verified));
+        let session = self.hasher.hash_one(session);
+        if let Some((s, last)) = self.last.get_mut(&key) {
+            if *s == session {
                 let lost = seq.saturating_sub(*last + 1);
                 if seq > *last {
                     *last = seq;
                 }
-                return lost;
+                return if verified {
+                    lost
+                } else {
+                    lost.min(MAX_UNVERIFIED_GAP)
+                };
             }
-            *s = session.to_owned();
+            *s = session;
             *last = seq;
             return 0;
         }
-        if self.len >= LINK_KEYS_CAPACITY {
+        if self.last.len() >= LINK_KEYS_CAPACITY {
             self.last.clear();
-            self.len = 0;
         }
-        self.last
-            .entry(origin.to_owned())
-            .or_default()
-            .insert(subject.to_owned(), (session.to_owned(), seq));
-        self.len += 1;
+        self.last.insert(key, (session, seq));
         0
+    }
+
+    /// (origin, subject) pairs tracked now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.last.len()
     }
 }
 
@@ -148,25 +174,25 @@ mod tests {
         let a2 = st.stamp("s.a");
         let a3 = st.stamp("s.a");
         let a4 = st.stamp("s.a");
-        assert_eq!(tr.observe("n", "s.a", &a1), 0);
-        assert_eq!(tr.observe("n", "s.b", &b1), 0);
+        assert_eq!(tr.observe("n", "s.a", &a1, true), 0);
+        assert_eq!(tr.observe("n", "s.b", &b1, true), 0);
         // a2 and a3 lost.
-        assert_eq!(tr.observe("n", "s.a", &a4), 2);
+        assert_eq!(tr.observe("n", "s.a", &a4, true), 2);
         // Late or duplicate: not a gap, does not move back.
-        assert_eq!(tr.observe("n", "s.a", &a2), 0);
-        assert_eq!(tr.observe("n", "s.a", &a3), 0);
+        assert_eq!(tr.observe("n", "s.a", &a2, true), 0);
+        assert_eq!(tr.observe("n", "s.a", &a3, true), 0);
         // Another origin is tracked on its own.
-        assert_eq!(tr.observe("m", "s.a", &a4), 0);
+        assert_eq!(tr.observe("m", "s.a", &a4, true), 0);
         // Unstamped message leaves no gap.
         let _ = st.stamp("s.a");
         st.unstamp("s.a");
         let a5 = st.stamp("s.a");
-        assert_eq!(tr.observe("n", "s.a", &a5), 0);
+        assert_eq!(tr.observe("n", "s.a", &a5, true), 0);
         // A new session restarts tracking.
         let mut st2 = LinkStamper::new();
         let _ = st2.stamp("s.a");
         let x2 = st2.stamp("s.a");
-        assert_eq!(tr.observe("n", "s.a", &x2), 0);
+        assert_eq!(tr.observe("n", "s.a", &x2, true), 0);
     }
 
     #[test]
@@ -178,7 +204,7 @@ mod tests {
             } else {
                 v.to_owned()
             };
-            assert_eq!(tr.observe("n", "s", &v), 0, "{v}");
+            assert_eq!(tr.observe("n", "s", &v, true), 0, "{v}");
         }
     }
 }

@@ -1,35 +1,49 @@
-//! Ed25519 signatures over exported IPC messages.
+//! Ed25519 signatures over exported messages.
 //!
 //! # What is signed
 //!
-//! The signature covers a canonical byte string built from the origin node
-//! id, the topic, the principal, the payload's JSON bytes
-//! (`serde_json::to_vec(&message.payload)`, which covers the payload variant
-//! tag as well as its data) and the origin sequence number (`message.seq` as
-//! stamped by the origin bus). Every variable-length field is prefixed with its
-//! length as a big-endian `u64`, the principal with a presence byte, and the
-//! whole string starts with a length-prefixed domain tag, so no two distinct
-//! inputs share a canonical form.
+//! The bytes an importer delivers from. The signature covers the canonical
+//! byte string [`signed_bytes`] made of
+//!
+//! 1. the domain tag `astrid-events-nats/signature/v2`,
+//! 2. the NATS subject the message is published on (prefix and topic),
+//! 3. the origin node id (the `Astrid-Origin-Node` header),
+//! 4. the link value (the `Astrid-Link` header of core messages, see
+//!    [`link`](crate::link); absent on durable messages),
+//! 5. the message body: the event's JSON byte for byte as sent (event id,
+//!    timestamp, source, every `metadata` field, topic, principal, payload,
+//!    origin sequence: everything the event carries).
+//!
+//! Every variable-length part is prefixed with its length as a big-endian
+//! `u64` and the link with a presence byte, so no two distinct inputs share a
+//! canonical form. The other headers an importer reads (principal, origin
+//! sequence, message id) must equal the body's values (see
+//! [`wire`](crate::wire)), so the body covers them; the key id only names the
+//! key to verify with. The importer decodes the event it delivers from the
+//! verified body itself, not from a re-encoding, so nothing it delivers lies
+//! outside the signature.
 //!
 //! # Where it travels
 //!
-//! The 64 signature bytes go into `IpcMessage.signature` (the 0.8.0 field),
-//! so they are part of the event JSON. The key id, the lowercase hex of the
-//! signer's 32-byte ed25519 public key, travels in the
-//! [`KEY_ID`](crate::wire::headers::KEY_ID) header. The receiver only uses it
-//! to look the key up in its configured [`TrustedKeys`]; a key that is not
-//! configured is rejected as [`VerifyError::UntrustedKey`], never used.
+//! The 64 signature bytes travel as lowercase hex in the
+//! [`SIGNATURE`](crate::wire::headers::SIGNATURE) header. The body of a signed
+//! message carries `"signature": null`; the importer sets
+//! `IpcMessage.signature` of the delivered event to the 64 bytes it verified.
+//! The key id, the lowercase hex of the signer's 32-byte ed25519 public key,
+//! travels in the [`KEY_ID`](crate::wire::headers::KEY_ID) header. The
+//! receiver only uses it to look the key up in its configured
+//! [`TrustedKeys`]; a key that is not configured is rejected as
+//! [`VerifyError::UntrustedKey`], never used.
 
 use std::collections::HashMap;
 use std::fmt;
 
-use astrid_events::IpcMessage;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 
 use crate::hex;
 
-/// Domain tag of the canonical byte string (version 1).
-const DOMAIN: &[u8] = b"astrid-events-nats/ipc-signature/v1";
+/// Domain tag of the canonical byte string (version 2: the whole message).
+const DOMAIN: &[u8] = b"astrid-events-nats/signature/v2";
 
 /// Identifier of a signing key: its ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,75 +74,49 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// Builds the canonical byte string that is signed.
-pub fn canonical_bytes(
-    origin_node: &str,
-    topic: &str,
-    principal: Option<&str>,
-    payload_json: &[u8],
-    origin_seq: u64,
-) -> Vec<u8> {
+/// The parts of a message that are signed (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    /// The NATS subject the message is published on.
+    pub subject: &'a str,
+    /// The origin node header.
+    pub origin_node: &'a str,
+    /// The link header, when present.
+    pub link: Option<&'a str>,
+    /// The message body.
+    pub body: &'a [u8],
+}
+
+/// The canonical byte string that is signed for `m` (see the module docs).
+pub fn signed_bytes(m: &Signed<'_>) -> Vec<u8> {
     fn field(out: &mut Vec<u8>, bytes: &[u8]) {
         out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         out.extend_from_slice(bytes);
     }
+    let link_len = m.link.map_or(0, str::len);
     let mut out = Vec::with_capacity(
-        DOMAIN.len() + origin_node.len() + topic.len() + payload_json.len() + 64,
+        DOMAIN.len() + m.subject.len() + m.origin_node.len() + link_len + m.body.len() + 41,
     );
     field(&mut out, DOMAIN);
-    field(&mut out, origin_node.as_bytes());
-    field(&mut out, topic.as_bytes());
-    match principal {
+    field(&mut out, m.subject.as_bytes());
+    field(&mut out, m.origin_node.as_bytes());
+    match m.link {
         None => out.push(0),
-        Some(p) => {
+        Some(l) => {
             out.push(1);
-            field(&mut out, p.as_bytes());
+            field(&mut out, l.as_bytes());
         }
     }
-    field(&mut out, payload_json);
-    out.extend_from_slice(&origin_seq.to_be_bytes());
+    field(&mut out, m.body);
     out
-}
-
-fn message_bytes(origin_node: &str, msg: &IpcMessage) -> Result<Vec<u8>, serde_json::Error> {
-    let payload = serde_json::to_vec(&msg.payload)?;
-    Ok(canonical_bytes(
-        origin_node,
-        &msg.topic,
-        msg.principal.as_deref(),
-        &payload,
-        msg.seq,
-    ))
-}
-
-/// Errors from signing a message.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SignError {
-    /// The payload could not be serialized.
-    Payload(serde_json::Error),
-}
-
-impl fmt::Display for SignError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Payload(_) => f.write_str("failed to serialize the payload for signing"),
-        }
-    }
-}
-
-impl std::error::Error for SignError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Payload(e) => Some(e),
-        }
-    }
 }
 
 /// A node's signing key. `Debug` shows only the key id.
 #[derive(Clone)]
 pub struct NodeSigner {
     key: SigningKey,
+    /// Header form of the key id, computed once.
+    key_id: KeyId,
 }
 
 impl fmt::Debug for NodeSigner {
@@ -142,9 +130,9 @@ impl fmt::Debug for NodeSigner {
 impl NodeSigner {
     /// Signer from a 32-byte ed25519 secret key (seed).
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
-        Self {
-            key: SigningKey::from_bytes(secret),
-        }
+        let key = SigningKey::from_bytes(secret);
+        let key_id = KeyId::of(&key.verifying_key());
+        Self { key, key_id }
     }
 
     /// The public key to hand to other nodes' [`TrustedKeys`].
@@ -154,15 +142,12 @@ impl NodeSigner {
 
     /// The key id conveyed in the key-id header.
     pub fn key_id(&self) -> KeyId {
-        KeyId::of(&self.verifying_key())
+        self.key_id
     }
 
-    /// Signs `msg` as exported by `origin_node`, storing the signature in
-    /// `msg.signature`; returns the key id to send alongside.
-    pub fn sign(&self, origin_node: &str, msg: &mut IpcMessage) -> Result<KeyId, SignError> {
-        let bytes = message_bytes(origin_node, msg).map_err(SignError::Payload)?;
-        msg.signature = Some(self.key.sign(&bytes).to_bytes().to_vec());
-        Ok(self.key_id())
+    /// The signature of `m`.
+    pub fn sign(&self, m: &Signed<'_>) -> [u8; 64] {
+        self.key.sign(&signed_bytes(m)).to_bytes()
     }
 }
 
@@ -178,12 +163,10 @@ pub enum VerifyError {
     MalformedKeyId,
     /// The key id is not among the trusted keys.
     UntrustedKey(KeyId),
-    /// The signature is not 64 bytes.
+    /// The signature is not 64 bytes (128 lowercase hex characters).
     MalformedSignature,
     /// The signature does not verify under the trusted key.
     BadSignature,
-    /// The payload could not be serialized for verification.
-    Payload(serde_json::Error),
 }
 
 impl fmt::Display for VerifyError {
@@ -195,19 +178,11 @@ impl fmt::Display for VerifyError {
             Self::UntrustedKey(k) => write!(f, "key {k} is not trusted"),
             Self::MalformedSignature => f.write_str("malformed signature"),
             Self::BadSignature => f.write_str("signature does not verify"),
-            Self::Payload(_) => f.write_str("failed to serialize the payload for verification"),
         }
     }
 }
 
-impl std::error::Error for VerifyError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Payload(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+impl std::error::Error for VerifyError {}
 
 /// The set of node public keys whose signatures are accepted.
 #[derive(Clone, Default)]
@@ -243,46 +218,44 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies `msg` as exported by `origin_node` and signed by the key named
-    /// by `key_id` (the header value). Uses strict ed25519 verification.
+    /// Verifies `signature` (the header value, hex) of `m` under the key
+    /// named by `key_id` (the header value), with strict ed25519
+    /// verification. Returns the key id and the signature bytes.
     pub fn verify(
         &self,
-        origin_node: &str,
         key_id: Option<&str>,
-        msg: &IpcMessage,
-    ) -> Result<KeyId, VerifyError> {
-        let sig = msg.signature.as_deref().ok_or(VerifyError::Unsigned)?;
+        signature: Option<&str>,
+        m: &Signed<'_>,
+    ) -> Result<(KeyId, [u8; 64]), VerifyError> {
+        let sig = signature.ok_or(VerifyError::Unsigned)?;
         let key_id = KeyId::parse(key_id.ok_or(VerifyError::MissingKeyId)?)
             .ok_or(VerifyError::MalformedKeyId)?;
         let key = self
             .keys
             .get(&key_id)
             .ok_or(VerifyError::UntrustedKey(key_id))?;
-        let sig = Signature::from_slice(sig).map_err(|_| VerifyError::MalformedSignature)?;
-        let bytes = message_bytes(origin_node, msg).map_err(VerifyError::Payload)?;
-        key.verify_strict(&bytes, &sig)
+        let sig: [u8; 64] = hex::from_hex(sig)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(VerifyError::MalformedSignature)?;
+        key.verify_strict(&signed_bytes(m), &Signature::from_bytes(&sig))
             .map_err(|_| VerifyError::BadSignature)?;
-        Ok(key_id)
+        Ok((key_id, sig))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use astrid_events::IpcPayload;
-    use uuid::Uuid;
 
-    fn msg() -> IpcMessage {
-        let mut m = IpcMessage::new(
-            "agent.tool.call",
-            IpcPayload::Custom {
-                data: serde_json::json!({"x": 1.1, "y": [1, "two"]}),
-            },
-            Uuid::nil(),
-        )
-        .with_principal("alice");
-        m.seq = 42;
-        m
+    const BODY: &[u8] = br#"{"type":"ipc","metadata":{"source":"s"}}"#;
+
+    fn msg() -> Signed<'static> {
+        Signed {
+            subject: "astrid.agent.tool",
+            origin_node: "node-a",
+            link: Some("abc:7"),
+            body: BODY,
+        }
     }
 
     fn setup() -> (NodeSigner, TrustedKeys) {
@@ -295,92 +268,105 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let (signer, trusted) = setup();
-        let mut m = msg();
-        let kid = signer.sign("node-a", &mut m).unwrap();
-        assert_eq!(m.signature.as_ref().map(Vec::len), Some(64));
-        let id = kid.to_string();
-        assert_eq!(trusted.verify("node-a", Some(&id), &m).unwrap(), kid);
+        let sig = hex::to_hex(&signer.sign(&msg()));
+        let kid = signer.key_id().to_string();
+        let (k, bytes) = trusted.verify(Some(&kid), Some(&sig), &msg()).unwrap();
+        assert_eq!(k, signer.key_id());
+        assert_eq!(hex::to_hex(&bytes), sig);
     }
 
     #[test]
-    fn survives_json_round_trip() {
+    fn every_signed_part_is_covered() {
         let (signer, trusted) = setup();
-        let mut m = msg();
-        m.payload = IpcPayload::RawJson(serde_json::json!({
-            "f": [0.1, 1e300, -2.5e-308, 1.234567890123, 5e-324],
-            "z": "é\u{0}\"", "a": {"k": null}
-        }));
-        let kid = signer.sign("node-a", &mut m).unwrap().to_string();
-        let back: IpcMessage = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
-        trusted.verify("node-a", Some(&kid), &back).unwrap();
-    }
-
-    #[test]
-    fn tampering_is_detected() {
-        let (signer, trusted) = setup();
-        let mut m = msg();
-        let kid = signer.sign("node-a", &mut m).unwrap().to_string();
-        let k = Some(kid.as_str());
-        type Tamper = Box<dyn Fn(&mut IpcMessage)>;
-        let tampers: Vec<Tamper> = vec![
-            Box::new(|m| m.topic.push('x')),
-            Box::new(|m| m.principal = Some("mallory".into())),
-            Box::new(|m| m.principal = None),
-            Box::new(|m| m.seq += 1),
-            Box::new(|m| {
-                m.payload = IpcPayload::RawJson(serde_json::json!({"x": 1.1, "y": [1, "two"]}))
-            }),
+        let sig = hex::to_hex(&signer.sign(&msg()));
+        let kid = signer.key_id().to_string();
+        let mut body = BODY.to_vec();
+        body[20] ^= 1;
+        let tampered = [
+            Signed {
+                subject: "astrid.agent.toolx",
+                ..msg()
+            },
+            Signed {
+                origin_node: "node-b",
+                ..msg()
+            },
+            Signed {
+                link: None,
+                ..msg()
+            },
+            Signed {
+                link: Some("abc:8"),
+                ..msg()
+            },
+            Signed {
+                body: &body,
+                ..msg()
+            },
         ];
-        for t in tampers {
-            let mut bad = m.clone();
-            t(&mut bad);
-            assert!(matches!(
-                trusted.verify("node-a", k, &bad),
-                Err(VerifyError::BadSignature)
-            ));
+        for t in tampered {
+            assert!(
+                matches!(
+                    trusted.verify(Some(&kid), Some(&sig), &t),
+                    Err(VerifyError::BadSignature)
+                ),
+                "{t:?}"
+            );
         }
-        assert!(matches!(
-            trusted.verify("node-b", k, &m),
-            Err(VerifyError::BadSignature)
-        ));
     }
 
     #[test]
     fn rejection_reasons() {
         let (signer, trusted) = setup();
-        let mut m = msg();
+        let sig = hex::to_hex(&signer.sign(&msg()));
+        let kid = signer.key_id().to_string();
+        let m = msg();
         assert!(matches!(
-            trusted.verify("n", None, &m),
+            trusted.verify(Some(&kid), None, &m),
             Err(VerifyError::Unsigned)
         ));
-        let kid = signer.sign("n", &mut m).unwrap().to_string();
         assert!(matches!(
-            trusted.verify("n", None, &m),
+            trusted.verify(None, Some(&sig), &m),
             Err(VerifyError::MissingKeyId)
         ));
         assert!(matches!(
-            trusted.verify("n", Some("zz"), &m),
+            trusted.verify(Some("zz"), Some(&sig), &m),
             Err(VerifyError::MalformedKeyId)
         ));
         let other = NodeSigner::from_secret_bytes(&[9; 32]);
-        let mut m2 = msg();
-        let kid2 = other.sign("n", &mut m2).unwrap();
+        let osig = hex::to_hex(&other.sign(&m));
         assert!(matches!(
-            trusted.verify("n", Some(&kid2.to_string()), &m2),
-            Err(VerifyError::UntrustedKey(k)) if k == kid2
+            trusted.verify(Some(&other.key_id().to_string()), Some(&osig), &m),
+            Err(VerifyError::UntrustedKey(k)) if k == other.key_id()
         ));
-        m.signature = Some(vec![0; 10]);
-        assert!(matches!(
-            trusted.verify("n", Some(&kid), &m),
-            Err(VerifyError::MalformedSignature)
-        ));
+        for bad in ["", "00", &sig[..126], "zz"] {
+            assert!(matches!(
+                trusted.verify(Some(&kid), Some(bad), &m),
+                Err(VerifyError::MalformedSignature)
+            ));
+        }
     }
 
     #[test]
     fn canonical_form_is_unambiguous() {
-        let a = canonical_bytes("n", "ab", None, b"c", 1);
-        let b = canonical_bytes("n", "a", None, b"bc", 1);
-        let c = canonical_bytes("n", "ab", Some(""), b"c", 1);
+        let a = signed_bytes(&Signed {
+            subject: "ab",
+            origin_node: "c",
+            link: None,
+            body: b"",
+        });
+        let b = signed_bytes(&Signed {
+            subject: "a",
+            origin_node: "bc",
+            link: None,
+            body: b"",
+        });
+        let c = signed_bytes(&Signed {
+            subject: "ab",
+            origin_node: "c",
+            link: Some(""),
+            body: b"",
+        });
         assert_ne!(a, b);
         assert_ne!(a, c);
     }

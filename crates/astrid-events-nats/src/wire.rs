@@ -3,8 +3,9 @@
 //! The payload is exactly `serde_json::to_vec(&AstridEvent)`, the 0.8.0 JSON
 //! form of the event. Headers (see [`headers`]) carry what a receiver needs
 //! before or besides parsing the JSON: the origin node id, the principal, the
-//! origin sequence number, a message id for JetStream de-duplication and the
-//! signing key id. For IPC events the principal and sequence headers must agree
+//! origin sequence number, a message id for JetStream de-duplication and,
+//! on a signed message, the signing key id and the signature (see
+//! [`sign`](crate::sign) for what it covers; [`sign`](fn@sign) adds both). For IPC events the principal and sequence headers must agree
 //! with the JSON; a disagreement is a [`DecodeError::Mismatch`].
 //!
 //! Header values are plain printable ASCII. A principal that is not (or that
@@ -20,7 +21,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::hex;
-use crate::sign::KeyId;
+use crate::sign::{NodeSigner, Signed};
 
 /// Header names.
 pub mod headers {
@@ -32,8 +33,10 @@ pub mod headers {
     pub const ORIGIN_SEQ: &str = "Astrid-Origin-Seq";
     /// Message id (the event id) for JetStream de-duplication.
     pub const MSG_ID: &str = "Nats-Msg-Id";
-    /// Hex ed25519 public key that signed `IpcMessage.signature`.
+    /// Hex ed25519 public key that made [`SIGNATURE`].
     pub const KEY_ID: &str = "Astrid-Key-Id";
+    /// Hex ed25519 signature of the message (see [`crate::sign`]).
+    pub const SIGNATURE: &str = "Astrid-Signature";
 }
 
 /// Longest accepted node id.
@@ -61,6 +64,8 @@ pub struct WireMeta {
     pub msg_id: String,
     /// Signing key id, as sent.
     pub key_id: Option<String>,
+    /// Signature (hex), as sent.
+    pub signature: Option<String>,
 }
 
 /// A decoded wire message. `Debug` omits the event body.
@@ -177,13 +182,8 @@ fn decode_principal_cow(h: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// Encodes `event` as exported by `origin_node`, optionally signed with
-/// `key_id`.
-pub fn encode(
-    event: &AstridEvent,
-    origin_node: &str,
-    key_id: Option<KeyId>,
-) -> Result<(HeaderMap, Bytes), EncodeError> {
+/// Encodes `event` as exported by `origin_node`, unsigned (see [`sign`](fn@sign)).
+pub fn encode(event: &AstridEvent, origin_node: &str) -> Result<(HeaderMap, Bytes), EncodeError> {
     if !is_valid_node_id(origin_node) {
         return Err(EncodeError::InvalidNodeId);
     }
@@ -207,10 +207,26 @@ pub fn encode(
             h.insert(name(headers::PRINCIPAL), encode_principal(p));
         }
     }
-    if let Some(k) = key_id {
-        h.insert(name(headers::KEY_ID), k.to_string());
-    }
     Ok((h, Bytes::from(body)))
+}
+
+/// Signs a message encoded by [`encode`] for publication on `subject`: adds
+/// the key id and signature headers over the subject, the origin node and
+/// link headers present now and `body` (see [`crate::sign`]). Call it after
+/// the last change to those. The body of a signed IPC event must carry no
+/// `signature` of its own (importers reject it otherwise).
+pub fn sign(h: &mut HeaderMap, subject: &str, body: &[u8], signer: &NodeSigner) {
+    let first = |n: &'static str| h.get(name(n)).map(|v| v.as_str().to_owned());
+    let origin = first(headers::ORIGIN_NODE).unwrap_or_default();
+    let link = first(crate::link::LINK);
+    let sig = signer.sign(&Signed {
+        subject,
+        origin_node: &origin,
+        link: link.as_deref(),
+        body,
+    });
+    h.insert(name(headers::KEY_ID), signer.key_id().to_string());
+    h.insert(name(headers::SIGNATURE), hex::to_hex(&sig));
 }
 
 /// `serde_json::from_slice::<AstridEvent>`, faster for IPC events in serde's
@@ -236,37 +252,42 @@ pub(crate) fn name(n: &'static str) -> HeaderName {
 #[derive(Default)]
 pub(crate) struct RawHeaders<'a> {
     /// First value of each of [`RawHeaders::NAMES`], in that order.
-    values: [Option<&'a str>; 5],
+    values: [Option<&'a str>; 6],
     /// Whether that header was given more than once.
-    repeated: [bool; 5],
+    repeated: [bool; 6],
     /// The link sequence (see `link`), first value.
     pub(crate) link: Option<&'a str>,
+    /// Whether the link header was given more than once.
+    link_repeated: bool,
 }
 
 impl<'a> RawHeaders<'a> {
     /// The headers read, in the order their errors take precedence.
-    const NAMES: [&'static str; 5] = [
+    const NAMES: [&'static str; 6] = [
         headers::ORIGIN_NODE,
         headers::MSG_ID,
         headers::PRINCIPAL,
         headers::ORIGIN_SEQ,
         headers::KEY_ID,
+        headers::SIGNATURE,
     ];
 
     /// Reads the bridge's headers of `h`.
     pub(crate) fn scan(h: &'a HeaderMap) -> Self {
-        const NAMES: [HeaderName; 5] = [
+        const NAMES: [HeaderName; 6] = [
             HeaderName::from_static(RawHeaders::NAMES[0]),
             HeaderName::from_static(RawHeaders::NAMES[1]),
             HeaderName::from_static(RawHeaders::NAMES[2]),
             HeaderName::from_static(RawHeaders::NAMES[3]),
             HeaderName::from_static(RawHeaders::NAMES[4]),
+            HeaderName::from_static(RawHeaders::NAMES[5]),
         ];
         const LINK: HeaderName = HeaderName::from_static(crate::link::LINK);
         let mut raw = Self {
-            values: [None; 5],
-            repeated: [false; 5],
+            values: [None; 6],
+            repeated: [false; 6],
             link: None,
+            link_repeated: false,
         };
         for (n, values) in h.iter() {
             let Some(first) = values.first().map(|v| v.as_str()) else {
@@ -274,6 +295,7 @@ impl<'a> RawHeaders<'a> {
             };
             if *n == LINK {
                 raw.link = Some(first);
+                raw.link_repeated = values.len() > 1;
             } else if let Some(i) = NAMES.iter().position(|known| known == n) {
                 raw.values[i] = Some(first);
                 raw.repeated[i] = values.len() > 1;
@@ -290,9 +312,12 @@ impl<'a> RawHeaders<'a> {
         Ok(self.values[i])
     }
 
-    /// The origin node header, as sent (first value).
-    pub(crate) fn origin_node(&self) -> Option<&'a str> {
-        self.values[0]
+    /// The link header; an error if it was repeated.
+    pub(crate) fn link(&self) -> Result<Option<&'a str>, DecodeError> {
+        if self.link_repeated {
+            return Err(DecodeError::BadHeader(crate::link::LINK));
+        }
+        Ok(self.link)
     }
 }
 
@@ -308,6 +333,7 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
             origin_seq: m.origin_seq,
             msg_id: m.msg_id.to_owned(),
             key_id: m.key_id.map(str::to_owned),
+            signature: m.signature.map(str::to_owned),
         },
     })
 }
@@ -319,6 +345,8 @@ pub(crate) struct WireMetaRef<'a> {
     pub(crate) origin_seq: Option<u64>,
     pub(crate) msg_id: &'a str,
     pub(crate) key_id: Option<&'a str>,
+    pub(crate) signature: Option<&'a str>,
+    pub(crate) link: Option<&'a str>,
 }
 
 /// [`decode`] of headers already scanned, without copying their values
@@ -348,6 +376,8 @@ pub(crate) fn decode_ref<'a>(
         })
         .transpose()?;
     let key_id = h.get(4)?;
+    let signature = h.get(5)?;
+    let link = h.link()?;
 
     let event = decode_event(payload)?;
     let mut id = Uuid::encode_buffer();
@@ -374,6 +404,8 @@ pub(crate) fn decode_ref<'a>(
             origin_seq,
             msg_id,
             key_id,
+            signature,
+            link,
         },
     ))
 }
@@ -403,7 +435,7 @@ mod tests {
     #[test]
     fn round_trip_is_byte_compatible() {
         let ev = ipc(Some("bob smith\n"));
-        let (h, body) = encode(&ev, "node-1", None).unwrap();
+        let (h, body) = encode(&ev, "node-1").unwrap();
         assert_eq!(&body[..], &serde_json::to_vec(&ev).unwrap()[..]);
         let d = decode(Some(&h), &body).unwrap();
         assert_eq!(d.event, ev);
@@ -419,7 +451,7 @@ mod tests {
             metadata: EventMetadata::new("k"),
             version: "1".into(),
         };
-        let (h, body) = encode(&ev, "n", None).unwrap();
+        let (h, body) = encode(&ev, "n").unwrap();
         assert_eq!(decode(Some(&h), &body).unwrap().event, ev);
     }
 
@@ -437,7 +469,7 @@ mod tests {
     #[test]
     fn decode_errors_are_typed() {
         let ev = ipc(Some("alice"));
-        let (h, body) = encode(&ev, "n", None).unwrap();
+        let (h, body) = encode(&ev, "n").unwrap();
         assert!(matches!(decode(None, &body), Err(DecodeError::NoHeaders)));
         assert!(matches!(
             decode(Some(&h), b"{not json"),
@@ -596,7 +628,7 @@ mod tests {
     #[test]
     fn invalid_node_id_is_refused() {
         assert!(matches!(
-            encode(&ipc(None), "a b", None),
+            encode(&ipc(None), "a b"),
             Err(EncodeError::InvalidNodeId)
         ));
     }

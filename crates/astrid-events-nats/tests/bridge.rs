@@ -160,31 +160,29 @@ async fn no_echo_between_two_nodes_bridging_the_same_patterns() {
     assert_eq!((sb.exported, sb.imported), (1, 1), "b: {sb:?}");
 }
 
+/// A wire message of `ev` from `node`, signed by `signer` if given.
+fn wire_msg(
+    ev: &AstridEvent,
+    node: &str,
+    signer: Option<&NodeSigner>,
+) -> (String, async_nats::HeaderMap, bytes::Bytes) {
+    let subject = topic_to_subject("astrid", &message(ev).topic).unwrap();
+    let (mut h, body) = wire::encode(ev, node).unwrap();
+    if let Some(k) = signer {
+        wire::sign(&mut h, &subject, &body, k);
+    }
+    (subject, h, body)
+}
+
 /// Publishes raw wire messages as a (possibly hostile) remote node would.
 async fn raw_publish(
     client: &async_nats::Client,
     ev: &AstridEvent,
     node: &str,
-    key_id: Option<astrid_events_nats::KeyId>,
+    signer: Option<&NodeSigner>,
 ) {
-    let topic = &message(ev).topic;
-    let (h, body) = wire::encode(ev, node, key_id).unwrap();
-    client
-        .publish_with_headers(topic_to_subject("astrid", topic).unwrap(), h, body)
-        .await
-        .unwrap();
-}
-
-fn signed(
-    k: &NodeSigner,
-    node: &str,
-    mut ev: AstridEvent,
-) -> (AstridEvent, astrid_events_nats::KeyId) {
-    let AstridEvent::Ipc { message, .. } = &mut ev else {
-        unreachable!()
-    };
-    let kid = k.sign(node, message).unwrap();
-    (ev, kid)
+    let (subject, h, body) = wire_msg(ev, node, signer);
+    client.publish_with_headers(subject, h, body).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,46 +210,39 @@ async fn signature_rejections_unsigned_tampered_untrusted() {
     .await;
     wait_stats(&b, "unsigned rejected", |s| s.rejected_signature == 1).await;
 
-    // Tampered: signed by a trusted key, then the principal changed.
-    let (mut ev, kid) = signed(
-        &ka,
-        "node-a",
-        ipc("sec.x", Some("alice"), serde_json::json!(2)),
-    );
-    if let AstridEvent::Ipc { message, .. } = &mut ev {
+    // Tampered: signed by a trusted key, then the principal changed (body
+    // and header), the signature headers kept.
+    let ev = ipc("sec.x", Some("alice"), serde_json::json!(2));
+    let (subject, signed_h, _) = wire_msg(&ev, "node-a", Some(&ka));
+    let mut forged = ev.clone();
+    if let AstridEvent::Ipc { message, .. } = &mut forged {
         message.principal = Some("root".into());
     }
-    raw_publish(&raw, &ev, "node-a", Some(kid)).await;
+    let (_, mut h, body) = wire_msg(&forged, "node-a", None);
+    for n in [wire::headers::KEY_ID, wire::headers::SIGNATURE] {
+        h.insert(n, signed_h.get(n).unwrap().clone());
+    }
+    raw.publish_with_headers(subject, h, body).await.unwrap();
     wait_stats(&b, "tampered rejected", |s| s.rejected_signature == 2).await;
 
     // Signed by a trusted key but claimed by another node.
-    let (ev, kid) = signed(
-        &ka,
-        "node-a",
-        ipc("sec.x", Some("alice"), serde_json::json!(3)),
-    );
-    raw_publish(&raw, &ev, "node-z", Some(kid)).await;
+    let ev = ipc("sec.x", Some("alice"), serde_json::json!(3));
+    let (subject, mut h, body) = wire_msg(&ev, "node-a", Some(&ka));
+    h.insert(wire::headers::ORIGIN_NODE, "node-z");
+    raw.publish_with_headers(subject, h, body).await.unwrap();
     wait_stats(&b, "replayed origin rejected", |s| {
         s.rejected_signature == 3
     })
     .await;
 
     // Untrusted key.
-    let (ev, kid) = signed(
-        &untrusted,
-        "node-m",
-        ipc("sec.x", Some("alice"), serde_json::json!(4)),
-    );
-    raw_publish(&raw, &ev, "node-m", Some(kid)).await;
+    let ev = ipc("sec.x", Some("alice"), serde_json::json!(4));
+    raw_publish(&raw, &ev, "node-m", Some(&untrusted)).await;
     wait_stats(&b, "untrusted rejected", |s| s.rejected_signature == 4).await;
 
     // Positive control: a valid message gets through, and is the only one.
-    let (good, kid) = signed(
-        &ka,
-        "node-a",
-        ipc("sec.x", Some("alice"), serde_json::json!(5)),
-    );
-    raw_publish(&raw, &good, "node-a", Some(kid)).await;
+    let good = ipc("sec.x", Some("alice"), serde_json::json!(5));
+    raw_publish(&raw, &good, "node-a", Some(&ka)).await;
     let got = recv(&mut rx_b).await;
     assert_eq!(got.metadata().event_id, good.metadata().event_id);
     assert_eq!(message(&got).principal.as_deref(), Some("alice"));
@@ -280,13 +271,13 @@ async fn malformed_imports_are_counted_and_unsigned_allowed_when_configured() {
     let raw = async_nats::connect(server.url()).await.unwrap();
     let subj = topic_to_subject("astrid", "m.x").unwrap();
     raw.publish(subj.clone(), "not json".into()).await.unwrap();
-    let (h, _) = wire::encode(&ipc("m.x", None, serde_json::json!(0)), "n", None).unwrap();
+    let (h, _) = wire::encode(&ipc("m.x", None, serde_json::json!(0)), "n").unwrap();
     raw.publish_with_headers(subj.clone(), h, "{\"type\":".into())
         .await
         .unwrap();
     // Topic in the JSON differs from the subject's topic.
     let moved = ipc("m.y", None, serde_json::json!(0));
-    let (h, body) = wire::encode(&moved, "n", None).unwrap();
+    let (h, body) = wire::encode(&moved, "n").unwrap();
     raw.publish_with_headers(subj.clone(), h, body)
         .await
         .unwrap();

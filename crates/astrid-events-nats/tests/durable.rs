@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use astrid_events::{AstridEvent, EventBus};
+use astrid_events::EventBus;
 use astrid_events_nats::subject::topic_to_subject;
 use astrid_events_nats::{Bridge, BridgeBuilder, BridgeStats, wire};
 use common::events::{Collector, ipc, key, message, trusting, wait_for};
@@ -361,14 +361,10 @@ async fn an_event_delivered_twice_by_the_stream_is_published_once() {
 
     // The copy: the same signed event, published again once the stream's
     // (1 s) duplicate window has passed, so the stream stores it twice.
-    let mut copy = ev.clone();
-    let AstridEvent::Ipc { message, .. } = &mut copy else {
-        unreachable!()
-    };
-    let kid = key(1).sign("node-a", message).unwrap();
-    let (headers, payload) = wire::encode(&copy, "node-a", Some(kid)).unwrap();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
     let subject = topic_to_subject("astrid", "audit.x").unwrap();
+    let (mut headers, payload) = wire::encode(&ev, "node-a").unwrap();
+    wire::sign(&mut headers, &subject, &payload, &key(1));
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let ack = js
@@ -465,31 +461,43 @@ async fn durable_stream_is_created_with_file_storage_and_the_encoded_subjects() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gaps_in_a_core_subject_are_counted_as_lost_in_transit() {
-    // A raw publisher stamps sequence numbers 1, 2, 5 (3 and 4 "lost") on
-    // one subject and 1 on another.
+    // A raw publisher with node-a's key stamps sequence numbers 1, 2, 5 (3
+    // and 4 "lost") on one subject and 1 on another, then an unsigned
+    // message (accepted, allow_unsigned) with a forged jump that counts
+    // nothing.
     let server = NatsServer::start();
     let bus_b = EventBus::new();
     let got = Collector::spawn(bus_b.subscribe_topic("g.*"));
     let b = Bridge::builder(&bus_b, server.url())
         .node_id("node-b")
         .import("g.*")
+        .trusted_keys(trusting(&[&key(1)]))
         .allow_unsigned(true)
         .start()
         .await
         .unwrap();
     let raw = async_nats::connect(server.url()).await.unwrap();
-    for (topic, seq) in [("g.a", 1), ("g.a", 2), ("g.b", 1), ("g.a", 5)] {
+    let sends = [
+        ("g.a", 1_u64, true),
+        ("g.a", 2, true),
+        ("g.b", 1, true),
+        ("g.a", 5, true),
+        ("g.a", 1_000_000_000_001, false),
+    ];
+    for (topic, seq, signed) in sends {
         let ev = ipc(topic, None, serde_json::json!(seq));
-        let (mut h, body) = wire::encode(&ev, "node-a", None).unwrap();
+        let subject = topic_to_subject("astrid", topic).unwrap();
+        let (mut h, body) = wire::encode(&ev, "node-a").unwrap();
         h.insert(astrid_events_nats::link::LINK, format!("s1:{seq}").as_str());
-        raw.publish_with_headers(topic_to_subject("astrid", topic).unwrap(), h, body)
-            .await
-            .unwrap();
+        if signed {
+            wire::sign(&mut h, &subject, &body, &key(1));
+        }
+        raw.publish_with_headers(subject, h, body).await.unwrap();
     }
     wait_for(
         DEADLINE,
-        "4 imported",
-        || got.len() == 4,
+        "5 imported",
+        || got.len() == 5,
         || format!("{:?}", b.stats()),
     )
     .await;

@@ -39,7 +39,7 @@ async fn poison_then_good_events(version_line: &[u8], extra: &[u8], reason: &str
         .unwrap();
 
     let poison = ipc("audit.login", Some("mallory"), serde_json::json!("poison"));
-    let (h, body) = wire::encode(&poison, "node-a", None).unwrap();
+    let (h, body) = wire::encode(&poison, "node-a").unwrap();
     let block = raw::header_block(version_line, &h, extra);
     let subject = topic_to_subject("astrid", "audit.login").unwrap();
     tokio::task::block_in_place(|| raw::hpub(server.port(), subject.as_bytes(), &block, &body));

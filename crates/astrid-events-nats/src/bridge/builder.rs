@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use astrid_events::EventBus;
@@ -18,6 +18,7 @@ use super::error::StartError;
 use super::export::export_loop;
 use super::handle::{Bridge, Tasks};
 use super::ids::ImportedIds;
+use super::import::{ImportPolicy, ImportState};
 use super::import_loop::{core_import_loop, durable_import_loop};
 use super::outbound::Outbound;
 use super::poison::DurableTarget;
@@ -26,6 +27,7 @@ use super::stats::Counters;
 use super::{DEFAULT_MAX_OUTBOUND_BYTES, DEFAULT_PREFIX, IMPORTED_IDS_CAPACITY};
 use crate::durable::{self, DurableConfig};
 use crate::link::LinkTracker;
+use crate::replay::{self, ReplayGuard};
 use crate::sign::{NodeSigner, TrustedKeys};
 use crate::subject;
 use crate::wire;
@@ -45,6 +47,8 @@ pub struct BridgeBuilder {
     trusted: TrustedKeys,
     allow_unsigned: bool,
     max_outbound_bytes: usize,
+    replay_window: Duration,
+    replay_capacity: usize,
     durable: DurableConfig,
 }
 
@@ -60,6 +64,8 @@ impl fmt::Debug for BridgeBuilder {
             .field("trusted", &self.trusted)
             .field("allow_unsigned", &self.allow_unsigned)
             .field("max_outbound_bytes", &self.max_outbound_bytes)
+            .field("replay_window", &self.replay_window)
+            .field("replay_capacity", &self.replay_capacity)
             .field("durable", &self.durable)
             .finish_non_exhaustive()
     }
@@ -82,6 +88,8 @@ impl BridgeBuilder {
             trusted: TrustedKeys::new(),
             allow_unsigned: false,
             max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+            replay_window: replay::DEFAULT_REPLAY_WINDOW,
+            replay_capacity: replay::DEFAULT_REPLAY_CAPACITY,
             durable: DurableConfig::default(),
         }
     }
@@ -126,7 +134,7 @@ impl BridgeBuilder {
         self
     }
 
-    /// Subject prefix (default [`DEFAULT_PREFIX`](super::DEFAULT_PREFIX)).
+    /// Subject prefix (default [`DEFAULT_PREFIX`]).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -170,9 +178,25 @@ impl BridgeBuilder {
     }
 
     /// Bound of the outbound buffer in bytes (default
-    /// [`DEFAULT_MAX_OUTBOUND_BYTES`](super::DEFAULT_MAX_OUTBOUND_BYTES)).
+    /// [`DEFAULT_MAX_OUTBOUND_BYTES`]).
     pub fn max_outbound_bytes(mut self, bytes: usize) -> Self {
         self.max_outbound_bytes = bytes;
+        self
+    }
+
+    /// How far an imported event's timestamp may be from the reference time
+    /// (default [`replay::DEFAULT_REPLAY_WINDOW`]); see the
+    /// [`replay`](mod@crate::replay) module.
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
+    /// Most imported events each import path remembers to reject replays
+    /// (default [`replay::DEFAULT_REPLAY_CAPACITY`]); see the
+    /// [`replay`](mod@crate::replay) module.
+    pub fn replay_capacity(mut self, events: usize) -> Self {
+        self.replay_capacity = events;
         self
     }
 
@@ -345,24 +369,31 @@ impl BridgeBuilder {
         }
 
         let (stop_import, stop_import_rx) = watch::channel(false);
+        let (window, capacity) = (self.replay_window, self.replay_capacity);
+        let new_state = || ImportState {
+            replay: ReplayGuard::new(window, capacity),
+            links: LinkTracker::default(),
+        };
         let shared = Arc::new(Shared {
             bus: self.bus.clone(),
-            node_id: self.node_id,
-            prefix: self.prefix,
+            policy: ImportPolicy {
+                node_id: self.node_id,
+                prefix: self.prefix,
+                import: self.import,
+                durable: self.durable.patterns,
+                durable_import: consumer.is_some(),
+                trusted: self.trusted,
+                allow_unsigned: self.allow_unsigned,
+            },
             export: self.export,
-            import: self.import,
             export_lifecycle: self.export_lifecycle,
             signer: self.signer,
-            trusted: self.trusted,
-            allow_unsigned: self.allow_unsigned,
-            durable: self.durable.patterns,
-            durable_import: consumer.is_some(),
             counters: Counters::new(),
-            imported_ids: std::sync::Mutex::new(ImportedIds::new(IMPORTED_IDS_CAPACITY)),
-            durable_seen: std::sync::Mutex::new(ImportedIds::new(durable::DURABLE_SEEN_CAPACITY)),
-            links: std::sync::Mutex::new(LinkTracker::default()),
+            imported_ids: Mutex::new(ImportedIds::new(IMPORTED_IDS_CAPACITY)),
+            core_state: Mutex::new(new_state()),
+            durable_state: Mutex::new(new_state()),
             outbound: Outbound {
-                queue: std::sync::Mutex::new((VecDeque::new(), 0)),
+                queue: Mutex::new((VecDeque::new(), 0)),
                 max_bytes: self.max_outbound_bytes,
             },
             stop: Notify::new(),

@@ -20,6 +20,7 @@ use super::shared::Shared;
 use super::stats::Counters;
 use crate::durable;
 use crate::link::{self, LinkStamper};
+use crate::sign::NodeSigner;
 use crate::subject;
 use crate::wire;
 
@@ -41,10 +42,10 @@ impl Shared {
                     return None;
                 }
                 durable = self.is_durable(&message.topic);
-                subject::topic_to_subject(&self.prefix, &message.topic)
+                subject::topic_to_subject(&self.policy.prefix, &message.topic)
             }
             other if self.export_lifecycle => {
-                subject::lifecycle_subject(&self.prefix, other.event_type())
+                subject::lifecycle_subject(&self.policy.prefix, other.event_type())
             }
             _ => return None,
         };
@@ -52,26 +53,21 @@ impl Shared {
             c.export_errors.bump();
             return None;
         };
-        // Only a signed export needs its own copy (the signature is stored in
-        // the message).
-        let mut signed = None;
-        let mut key_id = None;
-        if let (Some(signer), AstridEvent::Ipc { .. }) = (&self.signer, event) {
+        // A signed body carries no signature of its own (the bridge's travels
+        // in a header, see `sign`): only then is a copy needed.
+        let mut cleared = None;
+        if self.signer.is_some()
+            && let AstridEvent::Ipc { message, .. } = event
+            && message.signature.is_some()
+        {
             let mut copy = event.clone();
             if let AstridEvent::Ipc { message, .. } = &mut copy {
-                match signer.sign(&self.node_id, message) {
-                    Ok(k) => key_id = Some(k),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "astrid-events-nats: cannot sign export");
-                        c.export_errors.bump();
-                        return None;
-                    }
-                }
+                message.signature = None;
             }
-            signed = Some(copy);
+            cleared = Some(copy);
         }
-        let event = signed.as_ref().unwrap_or(event);
-        let (headers, payload) = match wire::encode(event, &self.node_id, key_id) {
+        let event = cleared.as_ref().unwrap_or(event);
+        let (mut headers, payload) = match wire::encode(event, self.node_id()) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "astrid-events-nats: cannot encode export");
@@ -79,6 +75,11 @@ impl Shared {
                 return None;
             }
         };
+        // A core message is signed when it is sent, after its link header is
+        // stamped; a durable one (no link header) now, once for every retry.
+        if durable && let Some(signer) = &self.signer {
+            wire::sign(&mut headers, &subject, &payload, signer);
+        }
         Some(Outgoing {
             subject,
             headers,
@@ -121,17 +122,21 @@ type AckResult = (
     Result<PublishAck, async_nats::jetstream::context::PublishError>,
 );
 
-/// Sends one core (non-durable) message: stamps its link sequence, publishes
-/// it, counts the outcome. Returns the bytes it was charged to the buffer,
+/// Sends one core (non-durable) message: stamps its link sequence, signs it
+/// (with a signer), publishes it, counts the outcome. Returns the bytes it was charged to the buffer,
 /// for the caller to release.
 async fn send_core(
     client: &Client,
     stamper: &mut LinkStamper,
+    signer: Option<&NodeSigner>,
     c: &Counters,
     mut msg: Outgoing,
 ) -> usize {
     let seq = stamper.stamp(&msg.subject);
     msg.headers.insert(wire::name(link::LINK), seq);
+    if let Some(signer) = signer {
+        wire::sign(&mut msg.headers, &msg.subject, &msg.payload, signer);
+    }
     let size = msg.size;
     let subject = async_nats::Subject::from(msg.subject);
     match client
@@ -219,7 +224,7 @@ pub(super) async fn export_loop(
                     shared.outbound.requeue_front(core.drain(..).collect());
                     break;
                 }
-                released += send_core(&client, &mut stamper, c, msg).await;
+                released += send_core(&client, &mut stamper, shared.signer.as_ref(), c, msg).await;
             }
             shared.outbound.release(released);
             continue;
@@ -240,7 +245,8 @@ pub(super) async fn export_loop(
                     Err(_) => failed.push(msg),
                 },
                 _ => {
-                    let size = send_core(&client, &mut stamper, c, msg).await;
+                    let size =
+                        send_core(&client, &mut stamper, shared.signer.as_ref(), c, msg).await;
                     shared.outbound.release(size);
                 }
             }

@@ -33,8 +33,8 @@ pub struct Bridge {
 impl fmt::Debug for Bridge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bridge")
-            .field("node_id", &self.shared.node_id)
-            .field("prefix", &self.shared.prefix)
+            .field("node_id", &self.shared.policy.node_id)
+            .field("prefix", &self.shared.policy.prefix)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
@@ -48,7 +48,7 @@ impl Bridge {
 
     /// This node's id.
     pub fn node_id(&self) -> &str {
-        &self.shared.node_id
+        &self.shared.policy.node_id
     }
 
     /// Whether the NATS connection is currently up.

@@ -1,5 +1,6 @@
-//! A bounded record of event ids (oldest forgotten first), used for echo
-//! suppression and to drop durable redeliveries.
+//! A bounded record of event ids (oldest forgotten first): the ids of
+//! imported events, so the exporter does not send them back (echo
+//! suppression).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -20,10 +21,6 @@ impl ImportedIds {
             order: VecDeque::new(),
             capacity,
         }
-    }
-
-    pub(super) fn contains(&self, id: &Uuid) -> bool {
-        self.set.contains(id)
     }
 
     pub(super) fn insert(&mut self, id: Uuid) {

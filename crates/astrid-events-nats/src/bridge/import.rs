@@ -1,5 +1,17 @@
-//! Import: the checks a NATS message passes before it is published into the
-//! local bus.
+//! Import: what happens to one NATS message, decided by the pure function
+//! [`decide`] (message, configuration and per-path state in, a [`Verdict`]
+//! out; no I/O, no clock), then applied by [`Shared::import`] (counters, echo
+//! record, publish into the bus).
+//!
+//! The checks, in order: the subject is an IPC subject under the prefix
+//! (lifecycle subjects are ignored); a durable topic seen on a core
+//! subscription is left to the durable consumer; the message decodes
+//! (`wire`: headers agree with the body); it is not this
+//! node's own; it is an IPC event whose topic is the subject's topic and
+//! matches an import pattern; the signature policy; the replay guard
+//! (`replay`); and only then the link sequence (`link`: exact between
+//! messages verified under a trusted key, bounded per message for unsigned
+//! ones). Nothing a message that fails a check carries changes any state.
 
 use astrid_events::{AstridEvent, topic_pattern_matches};
 use async_nats::HeaderMap;
@@ -7,104 +19,11 @@ use async_nats::HeaderMap;
 use super::lock;
 use super::poison::PoisonReason;
 use super::shared::Shared;
+use crate::link::LinkTracker;
+use crate::replay::{Replay, ReplayGuard};
+use crate::sign::{Signed, TrustedKeys};
 use crate::subject;
 use crate::wire;
-
-impl Shared {
-    /// Checks one NATS message and publishes it into the local bus. Returns
-    /// why the message can never be imported, if it can't (the durable
-    /// importer terminates such messages instead of acking them).
-    pub(super) fn import(
-        &self,
-        subject: &str,
-        headers: Option<&HeaderMap>,
-        payload: &[u8],
-        path: Path,
-    ) -> Result<(), PoisonReason> {
-        let c = &self.counters;
-        let raw = headers.map(wire::RawHeaders::scan);
-        if path == Path::Core
-            && let Some(h) = &raw
-            && let (Some(origin), Some(seq)) = (h.origin_node(), h.link)
-        {
-            let lost = lock(&self.links).observe(origin, subject, seq);
-            if lost > 0 {
-                c.lost_in_transit.add(lost);
-            }
-        }
-        if subject::is_lifecycle_subject(&self.prefix, subject) {
-            c.ignored_non_ipc.bump();
-            return Ok(());
-        }
-        let Ok(topic) = subject::subject_to_topic_cow(&self.prefix, subject) else {
-            c.rejected_malformed.bump();
-            return Err(PoisonReason::Malformed);
-        };
-        // Durable topics arrive through the consumer; the core subscription
-        // sees the same messages and leaves them to it.
-        if path == Path::Core && self.durable_import && self.is_durable(&topic) {
-            return Ok(());
-        }
-        let decoded = match &raw {
-            Some(h) => wire::decode_ref(h, payload),
-            None => Err(wire::DecodeError::NoHeaders),
-        };
-        let (event, meta) = match decoded {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::debug!(error = %e, "astrid-events-nats: malformed import");
-                c.rejected_malformed.bump();
-                return Err(PoisonReason::Malformed);
-            }
-        };
-        if meta.origin_node == self.node_id {
-            c.echo_suppressed.bump();
-            return Ok(());
-        }
-        let AstridEvent::Ipc { message, .. } = &event else {
-            c.ignored_non_ipc.bump();
-            return Ok(());
-        };
-        if *message.topic != *topic {
-            c.rejected_malformed.bump();
-            return Err(PoisonReason::Malformed);
-        }
-        if !self.import.iter().any(|p| topic_pattern_matches(p, &topic)) {
-            if path == Path::Durable {
-                c.ignored_not_imported.bump();
-            } else {
-                c.rejected_malformed.bump();
-            }
-            return Ok(());
-        }
-        let must_verify = message.signature.is_some() || !self.allow_unsigned;
-        if must_verify && let Err(e) = self.trusted.verify(meta.origin_node, meta.key_id, message) {
-            tracing::debug!(error = %e, origin = %meta.origin_node,
-                "astrid-events-nats: import rejected");
-            c.rejected_signature.bump();
-            return Err(PoisonReason::Signature);
-        }
-        let id = event.metadata().event_id;
-        if path == Path::Durable {
-            let mut seen = lock(&self.durable_seen);
-            if seen.contains(&id) {
-                drop(seen);
-                c.duplicates_suppressed.bump();
-                return Ok(());
-            }
-            seen.insert(id);
-        }
-        // Recorded before publishing so the exporter recognises the echo;
-        // only needed if the exporter would consider the topic at all.
-        if self.export.iter().any(|p| topic_pattern_matches(p, &topic)) {
-            lock(&self.imported_ids).insert(id);
-        }
-        // Counted first, so a receiver that got the event sees it counted.
-        c.imported.bump();
-        self.bus.publish(event);
-        Ok(())
-    }
-}
 
 /// Which way an imported message came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,3 +33,218 @@ pub(super) enum Path {
     /// The durable JetStream consumer.
     Durable,
 }
+
+/// The configuration the import decision reads.
+#[derive(Debug)]
+pub(super) struct ImportPolicy {
+    pub(super) node_id: String,
+    pub(super) prefix: String,
+    /// Import patterns.
+    pub(super) import: Vec<String>,
+    /// Durable patterns.
+    pub(super) durable: Vec<String>,
+    /// Whether durable topics arrive through the consumer (and so are
+    /// skipped by the core subscriptions).
+    pub(super) durable_import: bool,
+    pub(super) trusted: TrustedKeys,
+    pub(super) allow_unsigned: bool,
+}
+
+/// What one import path remembers between messages.
+pub(super) struct ImportState {
+    pub(super) replay: ReplayGuard,
+    /// Per (origin, subject) link sequence (core path only).
+    pub(super) links: LinkTracker,
+}
+
+/// One message as received.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Incoming<'a> {
+    pub(super) subject: &'a str,
+    pub(super) headers: Option<&'a HeaderMap>,
+    pub(super) payload: &'a [u8],
+    pub(super) path: Path,
+    /// Reference time of the replay window, nanoseconds since the Unix
+    /// epoch: the importer's clock (core) or the stream's store time
+    /// (durable).
+    pub(super) now: i64,
+}
+
+/// Why a message is not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Skip {
+    /// A lifecycle or other non-IPC event.
+    NonIpc,
+    /// A durable topic on a core subscription (the consumer imports it).
+    LeftToConsumer,
+    /// Undecodable, or headers, subject and body disagree.
+    Malformed,
+    /// Exported by this node.
+    Echo,
+    /// A durable message whose topic matches no import pattern.
+    NotImported,
+    /// Fails the signature policy.
+    Signature,
+    /// Already delivered (a replay, or a durable redelivery).
+    Duplicate,
+    /// Outside the replay window or below its floor.
+    Stale,
+}
+
+/// The outcome of [`decide`]. (Moved once per message and never stored, so
+/// the event is not boxed.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Verdict {
+    /// Publish `event` into the bus; `lost` messages of its (origin,
+    /// subject) went missing in transit before it.
+    Deliver {
+        event: AstridEvent,
+        lost: u64,
+    },
+    Skip(Skip),
+}
+
+/// Whether `topic` matches any of `patterns`.
+fn any_match(patterns: &[String], topic: &str) -> bool {
+    patterns.iter().any(|p| topic_pattern_matches(p, topic))
+}
+
+/// Decides what to do with `m` (see the module docs).
+pub(super) fn decide(p: &ImportPolicy, state: &mut ImportState, m: Incoming<'_>) -> Verdict {
+    use Verdict::Skip as No;
+    if subject::is_lifecycle_subject(&p.prefix, m.subject) {
+        return No(Skip::NonIpc);
+    }
+    let Ok(topic) = subject::subject_to_topic_cow(&p.prefix, m.subject) else {
+        return No(Skip::Malformed);
+    };
+    if m.path == Path::Core && p.durable_import && any_match(&p.durable, &topic) {
+        return No(Skip::LeftToConsumer);
+    }
+    let Some(h) = m.headers.map(wire::RawHeaders::scan) else {
+        return No(Skip::Malformed);
+    };
+    let (mut event, meta) = match wire::decode_ref(&h, m.payload) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(error = %e, "astrid-events-nats: malformed import");
+            return No(Skip::Malformed);
+        }
+    };
+    if meta.origin_node == p.node_id {
+        return No(Skip::Echo);
+    }
+    let AstridEvent::Ipc { message, .. } = &mut event else {
+        return No(Skip::NonIpc);
+    };
+    if *message.topic != *topic {
+        return No(Skip::Malformed);
+    }
+    if !any_match(&p.import, &topic) {
+        return No(match m.path {
+            Path::Durable => Skip::NotImported,
+            Path::Core => Skip::Malformed,
+        });
+    }
+    // A signed body carries no signature of its own (it travels in a
+    // header); one that does was not made by this bridge's exporter.
+    let signed = meta.signature.is_some() || message.signature.is_some();
+    let mut verified = false;
+    if signed || !p.allow_unsigned {
+        if message.signature.is_some() {
+            return No(Skip::Signature);
+        }
+        let parts = Signed {
+            subject: m.subject,
+            origin_node: meta.origin_node,
+            link: meta.link,
+            body: m.payload,
+        };
+        match p.trusted.verify(meta.key_id, meta.signature, &parts) {
+            Ok((_, sig)) => message.signature = Some(sig.to_vec()),
+            Err(e) => {
+                tracing::debug!(error = %e, origin = %meta.origin_node,
+                    "astrid-events-nats: import rejected");
+                return No(Skip::Signature);
+            }
+        }
+        verified = true;
+    }
+    let md = event.metadata();
+    match state
+        .replay
+        .check(md.event_id, md.timestamp.timestamp_nanos_opt(), m.now)
+    {
+        Replay::Fresh => {}
+        Replay::Duplicate => return No(Skip::Duplicate),
+        Replay::Stale => return No(Skip::Stale),
+    }
+    let mut lost = 0;
+    if m.path == Path::Core
+        && let Some(link) = meta.link
+    {
+        lost = state
+            .links
+            .observe(meta.origin_node, m.subject, link, verified);
+    }
+    Verdict::Deliver { event, lost }
+}
+
+impl Shared {
+    /// Decides one NATS message and applies the verdict: counts it, and
+    /// publishes a delivered event into the local bus. Returns why the
+    /// message can never be imported, if it can't (malformed, or failing the
+    /// signature policy: the durable importer terminates such messages
+    /// instead of acking them).
+    pub(super) fn import(&self, m: Incoming<'_>) -> Result<(), PoisonReason> {
+        let state = match m.path {
+            Path::Core => &self.core_state,
+            Path::Durable => &self.durable_state,
+        };
+        let verdict = decide(&self.policy, &mut lock(state), m);
+        let c = &self.counters;
+        let (event, lost) = match verdict {
+            Verdict::Deliver { event, lost } => (event, lost),
+            Verdict::Skip(why) => {
+                match (why, m.path) {
+                    (Skip::NonIpc, _) => c.ignored_non_ipc.bump(),
+                    (Skip::LeftToConsumer, _) => {}
+                    (Skip::Malformed, _) => {
+                        c.rejected_malformed.bump();
+                        return Err(PoisonReason::Malformed);
+                    }
+                    (Skip::Echo, _) => c.echo_suppressed.bump(),
+                    (Skip::NotImported, _) => c.ignored_not_imported.bump(),
+                    (Skip::Signature, _) => {
+                        c.rejected_signature.bump();
+                        return Err(PoisonReason::Signature);
+                    }
+                    (Skip::Duplicate, Path::Durable) => c.duplicates_suppressed.bump(),
+                    (Skip::Duplicate, Path::Core) => c.rejected_replay.bump(),
+                    // Stale stays stale (on the durable path the reference is
+                    // the fixed store time): acked, counted, never retried.
+                    (Skip::Stale, _) => c.rejected_stale.bump(),
+                }
+                return Ok(());
+            }
+        };
+        if lost > 0 {
+            c.lost_in_transit.add(lost);
+        }
+        // Recorded before publishing so the exporter recognises the echo;
+        // only needed if the exporter would consider the topic at all.
+        if let AstridEvent::Ipc { message, .. } = &event
+            && any_match(&self.export, &message.topic)
+        {
+            lock(&self.imported_ids).insert(event.metadata().event_id);
+        }
+        // Counted first, so a receiver that got the event sees it counted.
+        c.imported.bump();
+        self.bus.publish(event);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream::select_all;
 use tokio::sync::watch;
 
-use super::import::Path;
+use super::import::{Incoming, Path};
 use super::poison::{DurableTarget, PoisonReason};
 use super::shared::Shared;
 use crate::durable;
@@ -23,7 +23,13 @@ use crate::durable;
 pub(super) async fn core_import_loop(shared: Arc<Shared>, subs: Vec<Subscriber>) {
     let mut merged = select_all(subs);
     while let Some(msg) = merged.next().await {
-        let _ = shared.import(&msg.subject, msg.headers.as_ref(), &msg.payload, Path::Core);
+        let _ = shared.import(Incoming {
+            subject: &msg.subject,
+            headers: msg.headers.as_ref(),
+            payload: &msg.payload,
+            path: Path::Core,
+            now: unix_nanos_now(),
+        });
     }
 }
 
@@ -92,12 +98,19 @@ pub(super) async fn durable_import_loop(
                 None => break,
                 Some(Ok(msg)) => {
                     got += 1;
-                    let verdict = shared.import(
-                        &msg.subject,
-                        msg.headers.as_ref(),
-                        &msg.payload,
-                        Path::Durable,
-                    );
+                    // The stream's store time, set by the server (see
+                    // `replay`); the local clock if the reply subject that
+                    // carries it is unreadable.
+                    let now = msg.info().ok().map_or_else(unix_nanos_now, |i| {
+                        clamp_nanos(i.published.unix_timestamp_nanos())
+                    });
+                    let verdict = shared.import(Incoming {
+                        subject: &msg.subject,
+                        headers: msg.headers.as_ref(),
+                        payload: &msg.payload,
+                        path: Path::Durable,
+                        now,
+                    });
                     match verdict {
                         Ok(()) => {
                             if let Err(e) = msg.ack().await {
@@ -160,4 +173,17 @@ async fn terminate(
     shared
         .terminate_poison(target, seq, reply.to_string(), reason, None)
         .await;
+}
+
+/// Nanoseconds since the Unix epoch, saturated to `i64`.
+fn clamp_nanos(n: i128) -> i64 {
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The local clock in nanoseconds since the Unix epoch.
+fn unix_nanos_now() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => clamp_nanos(d.as_nanos() as i128),
+        Err(e) => clamp_nanos(-(e.duration().as_nanos() as i128)),
+    }
 }

@@ -16,9 +16,12 @@
 //! One NATS subscription per import pattern. A message is published into the
 //! local bus only if it decodes, is an IPC event whose topic equals the topic
 //! of its subject and matches the import pattern under the bus's own rules,
-//! was not exported by this node, and passes the signature policy: signed
-//! messages must verify under a trusted key, unsigned ones are rejected unless
-//! [`BridgeBuilder::allow_unsigned`] is set.
+//! was not exported by this node, passes the signature policy (signed
+//! messages must verify under a trusted key, over the whole message, see
+//! [`sign`](crate::sign); unsigned ones are rejected unless
+//! [`BridgeBuilder::allow_unsigned`] is set) and is not a replay (see
+//! [`replay`](crate::replay)). The decision is one pure function, see the
+//! `import` module.
 //!
 //! # Echo suppression
 //!

@@ -382,7 +382,7 @@ mod tests {
                 uuid::Uuid::new_v4(),
             ),
         };
-        let (h, _) = crate::wire::encode(&ev, "node-a", None).unwrap();
+        let (h, _) = crate::wire::encode(&ev, "node-a").unwrap();
         let mut block = b"NATS/1.0\r\n".to_vec();
         for (name, values) in h.iter() {
             for v in values {

@@ -16,6 +16,13 @@ pub struct BridgeStats {
     pub dropped_buffer_full: u64,
     /// Imports rejected by the signature policy.
     pub rejected_signature: u64,
+    /// Verified core imports already delivered (replays), not published
+    /// again (see [`replay`](mod@crate::replay); durable ones count in
+    /// `duplicates_suppressed`).
+    pub rejected_replay: u64,
+    /// Imports rejected as outside the replay window (see
+    /// [`replay`](mod@crate::replay)).
+    pub rejected_stale: u64,
     /// Imports rejected as malformed (subject, headers, JSON, topic).
     pub rejected_malformed: u64,
     /// Imports or exports skipped as echoes of this node's traffic.
@@ -93,6 +100,8 @@ pub(super) struct Counters {
     pub(super) imported: Tally,
     pub(super) dropped_buffer_full: Tally,
     pub(super) rejected_signature: Tally,
+    pub(super) rejected_replay: Tally,
+    pub(super) rejected_stale: Tally,
     pub(super) rejected_malformed: Tally,
     pub(super) echo_suppressed: Tally,
     pub(super) ignored_non_ipc: Tally,
@@ -116,6 +125,8 @@ impl Counters {
             imported: Tally::new("imported"),
             dropped_buffer_full: Tally::new("dropped_buffer_full"),
             rejected_signature: Tally::new("rejected_signature"),
+            rejected_replay: Tally::new("rejected_replay"),
+            rejected_stale: Tally::new("rejected_stale"),
             rejected_malformed: Tally::new("rejected_malformed"),
             echo_suppressed: Tally::new("echo_suppressed"),
             ignored_non_ipc: Tally::new("ignored_non_ipc"),
@@ -139,6 +150,8 @@ impl Counters {
             imported: self.imported.get(),
             dropped_buffer_full: self.dropped_buffer_full.get(),
             rejected_signature: self.rejected_signature.get(),
+            rejected_replay: self.rejected_replay.get(),
+            rejected_stale: self.rejected_stale.get(),
             rejected_malformed: self.rejected_malformed.get(),
             echo_suppressed: self.echo_suppressed.get(),
             ignored_non_ipc: self.ignored_non_ipc.get(),
