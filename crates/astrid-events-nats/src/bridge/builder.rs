@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{Mutex as AsyncMutex, Notify, watch};
 use uuid::Uuid;
 
+use super::connection::ConnectionWatch;
 use super::error::StartError;
 use super::export::export_loop;
 use super::handle::{Bridge, Tasks};
@@ -95,7 +96,9 @@ impl BridgeBuilder {
     }
 
     /// Connect options passed through to `async-nats` (user/password, token,
-    /// nkey, TLS, timeouts, ...). Replaces earlier option calls.
+    /// nkey, TLS, timeouts, ...). Replaces earlier option calls. The bridge
+    /// installs its own event callback (it counts disconnects), replacing one
+    /// set here.
     pub fn connect_options(mut self, options: ConnectOptions) -> Self {
         self.options = options;
         self
@@ -327,7 +330,8 @@ impl BridgeBuilder {
                 .await
                 .map_err(StartError::Credentials)?;
         }
-        let client = options
+        let watch = Arc::new(ConnectionWatch::default());
+        let client = ConnectionWatch::install(options, &watch)
             .no_echo()
             .name(format!("astrid-events-nats/{}", self.node_id))
             .connect(self.url.as_str())
@@ -399,6 +403,7 @@ impl BridgeBuilder {
             stop: Notify::new(),
         });
 
+        watch.attach(&shared);
         let receiver = self.bus.subscribe_as("astrid-events-nats");
         let exporter = tokio::spawn(export_loop(
             Arc::clone(&shared),

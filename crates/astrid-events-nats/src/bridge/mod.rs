@@ -48,6 +48,7 @@
 //! are taken when the bridge starts: install the recorder before.
 
 mod builder;
+mod connection;
 mod error;
 mod export;
 mod handle;

@@ -61,6 +61,9 @@ pub struct BridgeStats {
     /// policy); each is also counted under its reason (`rejected_malformed`
     /// or `rejected_signature`). See the `bridge/poison.rs` docs.
     pub poison_terminated: u64,
+    /// Times the NATS connection was lost (see the `connection` module:
+    /// each is also a warning in the log).
+    pub disconnects: u64,
     /// Poison messages republished on the dead-letter subject.
     pub dead_lettered: u64,
 }
@@ -115,6 +118,7 @@ pub(super) struct Counters {
     pub(super) ignored_not_imported: Tally,
     pub(super) durable_errors: Tally,
     pub(super) poison_terminated: Tally,
+    pub(super) disconnects: Tally,
     pub(super) dead_lettered: Tally,
 }
 
@@ -140,6 +144,7 @@ impl Counters {
             ignored_not_imported: Tally::new("ignored_not_imported"),
             durable_errors: Tally::new("durable_error"),
             poison_terminated: Tally::new("poison_terminated"),
+            disconnects: Tally::new("disconnect"),
             dead_lettered: Tally::new("dead_lettered"),
         }
     }
@@ -167,6 +172,7 @@ impl Counters {
             ignored_not_imported: self.ignored_not_imported.get(),
             durable_errors: self.durable_errors.get(),
             poison_terminated: self.poison_terminated.get(),
+            disconnects: self.disconnects.get(),
             dead_lettered: self.dead_lettered.get(),
         }
     }
