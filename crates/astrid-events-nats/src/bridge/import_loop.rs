@@ -37,7 +37,9 @@ pub(super) async fn core_import_loop(shared: Arc<Shared>, subs: Vec<Subscriber>)
 /// after it was published into the bus (or was not for this node), and
 /// terminating it if it can never be imported. After a pull that did not end
 /// normally it recovers (see [`poison`](super::poison)) and pulls one message
-/// at a time until a pull ends normally again. On stop, finishes the pull in
+/// at a time until a pull ends normally again. After a pull that returned
+/// fewer messages than asked, it also recovers if the consumer delivered
+/// past the highest stream sequence received. On stop, finishes the pull in
 /// progress (at most [`durable::PULL_EXPIRES`]) so no delivered message is
 /// left unacked.
 pub(super) async fn durable_import_loop(
@@ -50,6 +52,8 @@ pub(super) async fn durable_import_loop(
     let client = &target.client;
     let mut backoff = Duration::from_millis(20);
     let mut one_at_a_time = false;
+    // Highest stream sequence received (or found delivered by a recovery).
+    let mut highest_seen = 0;
     while !*stop.borrow() {
         if client.connection_state() != State::Connected {
             let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
@@ -101,7 +105,11 @@ pub(super) async fn durable_import_loop(
                     // The stream's store time, set by the server (see
                     // `replay`); the local clock if the reply subject that
                     // carries it is unreadable.
-                    let now = msg.info().ok().map_or_else(unix_nanos_now, |i| {
+                    let info = msg.info().ok();
+                    if let Some(i) = &info {
+                        highest_seen = highest_seen.max(i.stream_sequence);
+                    }
+                    let now = info.map_or_else(unix_nanos_now, |i| {
                         clamp_nanos(i.published.unix_timestamp_nanos())
                     });
                     let verdict = shared.import(Incoming {
@@ -134,8 +142,15 @@ pub(super) async fn durable_import_loop(
         let cut = failed
             || client.statistics().connects.load(Ordering::Relaxed) != connects
             || (got < asked && started.elapsed() < durable::PULL_EXPIRES / 2);
-        if cut {
-            one_at_a_time = true;
+        // A pull that looked normal but was not answered in full (the
+        // consumer's leader died with it, say) leaves messages delivered to
+        // it that never arrived; they would wait out the ack wait.
+        let orphans = !cut
+            && got < asked
+            && !*stop.borrow()
+            && shared.delivered_beyond(&consumer, highest_seen).await;
+        one_at_a_time = cut;
+        if cut || orphans {
             // The server may still hand messages to the cut pull request
             // (into an inbox nobody reads) until it expires; recovery reads
             // what was delivered only after that.
@@ -145,11 +160,11 @@ pub(super) async fn durable_import_loop(
             {
                 let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
             }
-            if !*stop.borrow() {
-                shared.recover(&target, &consumer).await;
+            if !*stop.borrow()
+                && let Some(delivered) = shared.recover(&target, &consumer).await
+            {
+                highest_seen = highest_seen.max(delivered);
             }
-        } else {
-            one_at_a_time = false;
         }
     }
 }

@@ -45,6 +45,12 @@
 //! finds a pending message by its stream sequence; an entry already acked is
 //! no longer pending and the server ignores the NAK or TERM.
 //!
+//! A pull that ended normally with fewer messages than it asked for is
+//! checked too: if the consumer delivered past the highest stream sequence
+//! the importer received (a consumer leader that died with the pull, on a
+//! cluster), the importer recovers the same way instead of waiting out the
+//! ack wait for those messages.
+//!
 //! Until a pull ends normally again, the importer pulls one message at a
 //! time, so a poison message the classification misses only costs its own
 //! deliveries, which the consumer's `max_deliver`
@@ -55,6 +61,7 @@
 use std::str::FromStr;
 
 use async_nats::HeaderName;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::response::Response;
 use async_nats::jetstream::{Context, ErrorCode};
 use base64::Engine as _;
@@ -306,21 +313,38 @@ impl Shared {
         }
     }
 
+    /// Whether the consumer has delivered a stream sequence above
+    /// `highest_seen` (false if its info cannot be read now).
+    pub(super) async fn delivered_beyond(
+        &self,
+        consumer: &PullConsumer,
+        highest_seen: u64,
+    ) -> bool {
+        match consumer.get_info().await {
+            Ok(i) => i.delivered.stream_sequence > highest_seen,
+            Err(e) => {
+                tracing::debug!(error = %e, "astrid-events-nats: consumer info failed");
+                false
+            }
+        }
+    }
+
     /// After a pull that did not end normally: terminates the unreadable
     /// messages among those delivered but not acked, and NAKs the others
-    /// (see the module docs).
+    /// (see the module docs). Returns the last stream sequence the consumer
+    /// had delivered, if its info could be read.
     pub(super) async fn recover(
         &self,
         target: &DurableTarget,
-        consumer: &async_nats::jetstream::consumer::PullConsumer,
-    ) {
+        consumer: &PullConsumer,
+    ) -> Option<u64> {
         let c = &self.counters;
         let info = match consumer.get_info().await {
             Ok(i) => i,
             Err(e) => {
                 tracing::debug!(error = %e, "astrid-events-nats: consumer info failed");
                 c.durable_errors.bump();
-                return;
+                return None;
             }
         };
         let floor = info.ack_floor.stream_sequence;
@@ -337,7 +361,7 @@ impl Shared {
                     tracing::debug!(error = %e, seq,
                         "astrid-events-nats: reading a pending message failed");
                     c.durable_errors.bump();
-                    return;
+                    return Some(info.delivered.stream_sequence);
                 }
             };
             let ack = ack_subject(&target.stream, &target.consumer, seq, dseq);
@@ -359,6 +383,7 @@ impl Shared {
                 }
             }
         }
+        Some(info.delivered.stream_sequence)
     }
 }
 
