@@ -11,8 +11,10 @@
 //!
 //! Compiling is most of the check; the assertions only cover behaviour that
 //! 0.8.0 and this crate share (what changed on purpose is in `MIGRATING.md`).
-//! Not here: `kernel_api`, which 0.8.0 re-exports from `astrid-core`; this
-//! crate has no `astrid-core` dependency in its default build.
+//! Not here: `kernel_api`, which 0.8.0 re-exports from `astrid-core`: it exists
+//! with the `upstream-types` feature only (see `tests/upstream_types.rs`).
+// 0.8.0 had no feature flags: its whole surface is the default (runtime) build.
+#![cfg(feature = "runtime")]
 #![deny(unused_must_use)]
 
 use std::collections::HashSet;
