@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::DemoArgs;
+use crate::signal::StopSignals;
 
 /// Routed subscriptions of each capsule on its own tree
 /// (`capsule.<c>.v1.ch<k>.*`).
@@ -195,7 +196,7 @@ impl DemoConfig {
 struct Ctx {
     start: Instant,
     deadline: Instant,
-    /// Set by Ctrl-C.
+    /// Set by a stop signal (SIGINT or SIGTERM).
     stop: AtomicBool,
     interrupted: AtomicBool,
     /// Set once every paced and streaming publisher has returned.
@@ -560,7 +561,7 @@ impl Demo {
         &self.bus
     }
 
-    /// Runs the load for the configured time (or until Ctrl-C), then
+    /// Runs the load for the configured time (or until SIGINT or SIGTERM), then
     /// accounts for every event. `recorder` is fed lag and evictions;
     /// `attached` is dropped (detached) before the bus closes.
     pub(crate) async fn run(
@@ -594,13 +595,15 @@ impl Demo {
         let capsule_ids = Arc::new(capsule_ids);
         let principals = Arc::new(principals);
 
-        let ctrl_c = {
+        // Installed before any progress line: see `signal.rs`.
+        let mut signals = StopSignals::install()
+            .map_err(|e| anyhow::anyhow!("cannot install the signal handlers: {e}"))?;
+        let stop_signal = {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    ctx.interrupted.store(true, Ordering::Relaxed);
-                    ctx.stop.store(true, Ordering::Relaxed);
-                }
+                signals.recv().await;
+                ctx.interrupted.store(true, Ordering::Relaxed);
+                ctx.stop.store(true, Ordering::Relaxed);
             })
         };
 
@@ -734,7 +737,7 @@ impl Demo {
         for c in consumers {
             c.await?;
         }
-        ctrl_c.abort();
+        stop_signal.abort();
 
         let groups = account(&tallies);
         let flood = flood_state.lock().await.clone();

@@ -25,6 +25,7 @@ mod monitor_cmd;
 mod nats_cmd;
 mod plot;
 mod report;
+mod signal;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

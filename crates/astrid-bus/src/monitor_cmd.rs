@@ -15,6 +15,7 @@ use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use crate::MonitorArgs;
 use crate::demo::{Demo, DemoConfig};
 use crate::nats_cmd;
+use crate::signal::StopSignals;
 
 /// Import patterns that together match every topic: `*` the one-segment
 /// topics, `*.*` (a trailing wildcard) every topic of two or more segments.
@@ -70,18 +71,18 @@ async fn monitor_nats(
     let bus = EventBus::new();
     let monitor = BusMonitor::attach(&bus);
     let bridge = nats_cmd::start_import(&bus, url, patterns, &args.import).await?;
+    // Before the readiness line: see `signal.rs`.
+    let mut signals = StopSignals::install().context("cannot install the signal handlers")?;
     // Same readiness line as `sub`: traffic sent from now on is counted.
     eprintln!("subscribed {}", patterns.join(" "));
     let end = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = tokio::time::sleep_until(end) => break,
-            _ = &mut ctrl_c => break,
+            () = signals.recv() => break,
         }
         if tokio::time::Instant::now() >= end {
             break;

@@ -16,7 +16,7 @@
 //! Once its NATS subscription is confirmed by the server, `sub` prints
 //! `subscribed <PATTERN>` on stderr: events published after that line are
 //! received. It exits 0 after `--count` events; at `--timeout-ms` (or on
-//! Ctrl-C) it exits 0 if `--count` was not given, otherwise it fails, naming
+//! SIGINT or SIGTERM) it exits 0 if `--count` was not given, otherwise it fails, naming
 //! how many events of how many arrived and how many the bridge rejected.
 
 use std::io::Write as _;
@@ -31,6 +31,7 @@ use astrid_events_nats::{Bridge, BridgeStats};
 use clap::Args;
 
 use crate::keyfile;
+use crate::signal::StopSignals;
 
 /// Subscriber label of `sub`'s receiver (its lag metric).
 const SUB_LABEL: &str = "astrid-bus-sub";
@@ -88,8 +89,8 @@ pub(crate) struct SubArgs {
     /// Exit 0 after this many events (and fail on timeout before that).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) count: Option<u64>,
-    /// Stop after this many milliseconds (default: run until --count or
-    /// Ctrl-C).
+    /// Stop after this many milliseconds (default: run until --count,
+    /// Ctrl-C or SIGTERM).
     #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout_ms: Option<u64>,
     #[command(flatten)]
@@ -235,6 +236,8 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
         &args.import,
     )
     .await?;
+    // Before the readiness line: see `signal.rs`.
+    let mut signals = StopSignals::install().context("cannot install the signal handlers")?;
     eprintln!("subscribed {}", args.pattern);
 
     let deadline = args
@@ -247,8 +250,6 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
         }
     };
     tokio::pin!(sleep);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
 
     let mut received = 0u64;
     let mut lost = 0u64;
@@ -260,7 +261,7 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
         let event = tokio::select! {
             ev = rx.recv() => ev,
             () = &mut sleep => break Some(Stop::Timeout(args.timeout_ms.unwrap_or_default())),
-            _ = &mut ctrl_c => break Some(Stop::Interrupted),
+            () = signals.recv() => break Some(Stop::Interrupted),
         };
         let Some(event) = event else {
             break Some(Stop::BusClosed);

@@ -12,7 +12,7 @@ pub(crate) struct Report {
     pub(crate) capsules: usize,
     pub(crate) principals: usize,
     pub(crate) routed_subscriptions: usize,
-    /// Stopped early by Ctrl-C.
+    /// Stopped early by SIGINT or SIGTERM.
     pub(crate) interrupted: bool,
     pub(crate) publish_seconds: f64,
     pub(crate) wall_seconds: f64,

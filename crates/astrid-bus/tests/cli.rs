@@ -222,55 +222,145 @@ fn monitor_demo_renders_tables() {
     assert!(stdout.contains("capsule-2"));
 }
 
-/// Ctrl-C (SIGINT) in the middle of a long demo still prints the report of
-/// what ran, marked as interrupted, with nothing lost without record.
-#[test]
-fn interrupt_prints_the_report_so_far() {
+/// A running `astrid-bus` child whose output lines are read by threads, so
+/// a test can wait (bounded) for the line that shows the command is under
+/// way before it signals.
+struct Running {
+    child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+/// Forwards each line of `pipe` to the returned channel until EOF.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead as _;
-    let mut child = bin()
-        .args(["demo", "--seconds", "600", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    // Wait (bounded) for the first progress line: the run is under way.
-    let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    let started = rx.recv_timeout(Duration::from_secs(60));
-    assert!(started.is_ok(), "the demo printed no progress");
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait") {
-            break exit;
+    rx
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = bin()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
+        Self {
+            child,
+            stdout,
+            stderr,
         }
-        assert!(Instant::now() < deadline, "demo did not stop after SIGINT");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout piped")
-        .read_to_string(&mut stdout)
-        .expect("read stdout");
-    assert!(exit.success(), "exit {exit:?}, stdout {stdout}");
+    }
+
+    /// Sends `signal` (a `kill` name: `INT`, `TERM`) to the child.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (bounded) for the exit; returns the status, the stdout lines
+    /// not yet taken and all of stderr not yet taken.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "did not stop after the signal");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader threads end at EOF, now that the child is gone.
+        let rest = |rx: &std::sync::mpsc::Receiver<String>| -> Vec<String> {
+            std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(10)).ok()).collect()
+        };
+        let stdout = rest(&self.stdout);
+        let stderr = rest(&self.stderr).join("\n");
+        (status, stdout, stderr)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A stop signal in the middle of a long demo still prints the report of
+/// what ran, marked as interrupted, with nothing lost without record, and
+/// the demo exits 0.
+fn demo_stopped_by(signal: &str) {
+    let demo = Running::spawn(&["demo", "--seconds", "600", "--json"]);
+    // The first progress line: the run is under way (and the handlers are
+    // installed before it is printed).
+    let started = demo.stderr.recv_timeout(Duration::from_secs(60));
+    assert!(started.is_ok(), "the demo printed no progress");
+    demo.signal(signal);
+    let (exit, stdout, stderr) = demo.finish();
+    let stdout = stdout.join("\n");
+    assert!(
+        exit.success(),
+        "exit {exit:?} after SIG{signal}, stdout {stdout}, stderr {stderr}"
+    );
+    assert!(!stderr.contains("error:"), "{stderr}");
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["lost_without_record"], 0);
     assert!(r["publish_seconds"].as_f64().unwrap_or(600.0) < 590.0);
+}
+
+/// Ctrl-C (SIGINT).
+#[test]
+fn sigint_prints_the_report_so_far() {
+    demo_stopped_by("INT");
+}
+
+/// SIGTERM (`kill`, systemd, container runtimes) is handled like Ctrl-C.
+#[test]
+fn sigterm_prints_the_report_so_far() {
+    demo_stopped_by("TERM");
+}
+
+/// `monitor --demo` ends on SIGTERM like at its deadline: the last table is
+/// printed and the exit is 0.
+#[test]
+fn monitor_demo_stops_on_sigterm_with_its_last_table() {
+    let monitor = Running::spawn(&["monitor", "--demo", "--seconds", "600"]);
+    // The first table: the demo runs.
+    let first = monitor.stdout.recv_timeout(Duration::from_secs(60));
+    assert!(
+        first.as_deref().is_ok_and(|l| l.starts_with("uptime ")),
+        "no table: {first:?}"
+    );
+    monitor.signal("TERM");
+    let (exit, stdout, stderr) = monitor.finish();
+    assert!(
+        exit.success(),
+        "exit {exit:?} after SIGTERM, stderr {stderr}"
+    );
+    // The output ends with a whole table (the final snapshot).
+    let last_table = stdout
+        .iter()
+        .rposition(|l| l.starts_with("uptime "))
+        .expect("a table after the first");
+    assert!(
+        stdout[last_table..]
+            .iter()
+            .any(|l| l.contains("evictions by capsule")),
+        "{stdout:?}"
+    );
 }

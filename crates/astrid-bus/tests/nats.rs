@@ -156,6 +156,15 @@ impl Running {
         }
     }
 
+    /// Sends `signal` (a `kill` name: `INT`, `TERM`) to the child.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Waits (bounded) for the exit; returns success, stdout and the rest of
     /// stderr.
     fn finish(mut self) -> (bool, String, String) {
@@ -358,6 +367,34 @@ fn monitor_renders_remote_traffic() {
     assert!(stdout.contains("solo"), "{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.starts_with("nats: imported 3 "), "{last}");
+}
+
+/// `sub` without `--count` and `monitor --nats` end on SIGTERM as on
+/// Ctrl-C: exit 0, with what they print at a normal end.
+#[test]
+fn sub_and_monitor_stop_cleanly_on_sigterm() {
+    let server = Server::start();
+    let url = server.url();
+    let sub = Running::spawn_subscribed(&["sub", "--nats", &url, "--allow-unsigned", "tool.v1.*"]);
+    let monitor = Running::spawn_subscribed(&[
+        "monitor",
+        "--nats",
+        &url,
+        "--allow-unsigned",
+        "--seconds",
+        "600",
+    ]);
+    sub.signal("TERM");
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "sub after SIGTERM: {stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    monitor.signal("TERM");
+    let (ok, stdout, stderr) = monitor.finish();
+    assert!(ok, "monitor after SIGTERM: {stderr}");
+    // The final table and bridge line are printed on the way out.
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("nats: imported 0 "), "{last}");
 }
 
 /// A loopback port with nothing listening.
