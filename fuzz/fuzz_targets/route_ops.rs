@@ -4,7 +4,9 @@
 //! route has a reference model (per-principal FIFOs of sequence numbers,
 //! global enqueue order, queued bytes, drop count) that evicts the globally
 //! oldest event when the byte budget would overflow (a lossless route drops
-//! the new event instead). After every operation:
+//! the new event instead). Events are charged what the bus charges them and
+//! each principal with queued events its slot charge, both measured once per
+//! (topic, principal) on a probe route. After every operation:
 //!
 //! - `total_bytes()` equals the model and never exceeds
 //!   `MAX_SUBSCRIPTION_BUDGET_BYTES`;
@@ -16,13 +18,12 @@
 //! for every route.
 #![no_main]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use arbitrary::Arbitrary;
 use astrid_events::{
     AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, MAX_SUBSCRIPTION_BUDGET_BYTES,
-    ROUTED_EVENT_OVERHEAD_BYTES, RoutedEventReceiver, ipc_size_of, topic_pattern_matches,
+    RoutedEventReceiver, ipc_size_of, topic_pattern_matches,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -61,8 +62,9 @@ impl Size {
     fn bytes(&self) -> usize {
         let n = usize::from(self.n);
         match self.kind % 16 {
-            // Right at (or just over) the budget.
-            0 => MAX_SUBSCRIPTION_BUDGET_BYTES - 80 + n % 32,
+            // Near the budget: at or just over it with the event's own
+            // bytes and its principal's slot.
+            0 => MAX_SUBSCRIPTION_BUDGET_BYTES - 1200 + n % 512,
             // 75 KB .. 600 KB: a few overflow the 1 MiB budget.
             1 | 2 => (n % 8 + 1) * 75_000,
             3..=7 => n % 20_000,
@@ -104,6 +106,8 @@ struct ModelRoute {
     scope: Option<Option<String>>,
     lossless: bool,
     queues: BTreeMap<Option<String>, VecDeque<(u64, usize)>>,
+    /// Slot charge of each principal seen, charged while it has events.
+    slots: BTreeMap<Option<String>, usize>,
     order: VecDeque<u64>,
     bytes: usize,
     /// Dropped and not yet reported by `drain_lagged`.
@@ -113,38 +117,61 @@ struct ModelRoute {
     lagged: u64,
 }
 
+/// What the bus charges: `charge` per event, `slot` once per principal with
+/// queued events.
+#[derive(Debug, Clone, Copy)]
+struct Charge {
+    charge: usize,
+    slot: usize,
+}
+
 impl ModelRoute {
-    fn admit(&mut self, seq: u64, principal: &Option<String>, charge: usize) {
+    fn admit(&mut self, seq: u64, principal: &Option<String>, c: Charge) {
         if let Some(scope) = &self.scope
             && scope != principal
         {
             return;
         }
         self.admitted += 1;
-        if charge > MAX_SUBSCRIPTION_BUDGET_BYTES
-            || (self.lossless && self.bytes + charge > MAX_SUBSCRIPTION_BUDGET_BYTES)
+        let need = |queues: &BTreeMap<Option<String>, VecDeque<(u64, usize)>>| {
+            if queues.contains_key(principal) {
+                c.charge
+            } else {
+                c.charge + c.slot
+            }
+        };
+        if c.charge + c.slot > MAX_SUBSCRIPTION_BUDGET_BYTES
+            || (self.lossless && self.bytes + need(&self.queues) > MAX_SUBSCRIPTION_BUDGET_BYTES)
         {
             self.dropped += 1;
             return;
         }
-        while self.bytes + charge > MAX_SUBSCRIPTION_BUDGET_BYTES {
+        while self.bytes + need(&self.queues) > MAX_SUBSCRIPTION_BUDGET_BYTES {
             let oldest = self.order.pop_front().expect("something to evict");
-            let queue = self
+            let (owner, queue) = self
                 .queues
-                .values_mut()
-                .find(|q| q.front().is_some_and(|(s, _)| *s == oldest))
+                .iter_mut()
+                .find(|(_, q)| q.front().is_some_and(|(s, _)| *s == oldest))
                 .expect("the oldest event heads its principal's queue");
-            let (_, c) = queue.pop_front().expect("head");
-            self.bytes -= c;
+            let (_, freed) = queue.pop_front().expect("head");
+            self.bytes -= freed;
+            if queue.is_empty() {
+                let owner = owner.clone();
+                self.bytes -= self.slots[&owner];
+                self.queues.remove(&owner);
+            }
             self.dropped += 1;
         }
-        self.queues.retain(|_, q| !q.is_empty());
+        if !self.queues.contains_key(principal) {
+            self.bytes += c.slot;
+            self.slots.insert(principal.clone(), c.slot);
+        }
         self.queues
             .entry(principal.clone())
             .or_default()
-            .push_back((seq, charge));
+            .push_back((seq, c.charge));
         self.order.push_back(seq);
-        self.bytes += charge;
+        self.bytes += c.charge;
     }
 
     fn take(&mut self, event: &AstridEvent) {
@@ -162,6 +189,7 @@ impl ModelRoute {
         assert_eq!(head, message.seq, "per-principal FIFO broken");
         if queue.is_empty() {
             self.queues.remove(&message.principal);
+            self.bytes -= self.slots[&message.principal];
         }
         self.bytes -= charge;
         self.order.retain(|s| *s != message.seq);
@@ -187,10 +215,27 @@ fn event(topic: &str, principal: Option<String>, bytes: usize) -> AstridEvent {
     }
 }
 
+/// The charges of an event on `topic` for `principal` without payload,
+/// measured on a probe route: `(first, next)`, the first event of its
+/// principal (slot included) and each further one.
+fn probe(topic: &str, principal: &Option<String>) -> Charge {
+    let bus = EventBus::with_capacity(1);
+    let rx = bus.subscribe_topic_routed(uuid::Uuid::nil(), topic, "probe", "probe");
+    bus.publish(event(topic, principal.clone(), 0));
+    let first = rx.total_bytes();
+    bus.publish(event(topic, principal.clone(), 0));
+    let next = rx.total_bytes() - first;
+    Charge {
+        charge: next,
+        slot: first - next,
+    }
+}
+
 fuzz_target!(|ops: Vec<Op>| {
     let bus = EventBus::with_capacity(1);
     let mut routes: Vec<ModelRoute> = Vec::new();
     let mut seq = 0u64;
+    let mut probed: HashMap<(&str, Option<String>), Charge> = HashMap::new();
     for op in ops.into_iter().take(64) {
         match op {
             Op::Publish {
@@ -202,14 +247,15 @@ fuzz_target!(|ops: Vec<Op>| {
                 let principal = principal.key();
                 let bytes = size.bytes();
                 let event = event(topic, principal.clone(), bytes);
-                // Accounted size of a JSON string of `bytes` ASCII bytes: its
-                // guest bytes (quoted) plus the topic; checked against the
-                // library for small events (sizing a 1 MiB one is costly).
-                let charge = bytes + 2 + topic.len() + ROUTED_EVENT_OVERHEAD_BYTES;
-                if bytes < 1024 {
-                    let size = ipc_size_of(&Arc::new(event.clone()));
-                    assert_eq!(size + ROUTED_EVENT_OVERHEAD_BYTES, charge);
-                }
+                // Each payload byte is one more held byte (an exact-capacity
+                // string).
+                let base = *probed
+                    .entry((topic, principal.clone()))
+                    .or_insert_with(|| probe(topic, &principal));
+                let charge = Charge {
+                    charge: base.charge + bytes,
+                    slot: base.slot,
+                };
                 bus.publish(event);
                 seq += 1;
                 for r in routes.iter_mut() {
@@ -271,6 +317,7 @@ fuzz_target!(|ops: Vec<Op>| {
                         scope,
                         lossless,
                         queues: BTreeMap::new(),
+                        slots: BTreeMap::new(),
                         order: VecDeque::new(),
                         bytes: 0,
                         dropped: 0,

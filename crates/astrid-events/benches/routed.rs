@@ -10,8 +10,9 @@
 //! - `routed_churn`: subscribe a route, publish a few events to it, drop it,
 //!   with 1,000 other routes installed.
 //! - `routed_principals_5000`: one route, 5,000 principals published to
-//!   round-robin (one event each, so all 5,000 are active at once), drained
-//!   with `try_drain`.
+//!   round-robin in rounds of 400 events (400 distinct principals active at
+//!   once: what the byte budget holds with each principal's slot), each
+//!   round drained with `try_drain`.
 //!
 //! Event construction and the draining of the matching route in the scaling
 //! benches happen outside the timed region (`iter_custom`); where draining is
@@ -278,6 +279,10 @@ fn routed_churn(c: &mut Criterion) {
 
 fn routed_principals(c: &mut Criterion) {
     const PRINCIPALS: usize = 5_000;
+    /// Events per round: one for each of this many distinct principals, as
+    /// many as the route's byte budget holds at once (each brings its
+    /// principal's slot).
+    const PER_ROUND: usize = 400;
     /// Budget of one `try_drain` call, in accounted bytes.
     const DRAIN_BUDGET: usize = 64 * 1024;
     let bus = EventBus::new();
@@ -288,14 +293,15 @@ fn routed_principals(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("routed_principals_5000");
     group.throughput(Throughput::Elements(1));
-    // Timed: publishing a round (up to one event per principal, round-robin)
-    // and draining it all with `try_drain`. Event construction is untimed.
+    // Timed: publishing a round (up to `PER_ROUND` events, one per
+    // principal, round-robin over all of them) and draining it all with
+    // `try_drain`. Event construction is untimed.
     group.bench_function("publish_round_robin_then_try_drain", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut done = 0u64;
             while done < iters {
-                let n = (PRINCIPALS as u64).min(iters - done);
+                let n = (PER_ROUND as u64).min(iters - done);
                 let events: Vec<_> = (0..n)
                     .map(|_| {
                         let p = &principals[next];

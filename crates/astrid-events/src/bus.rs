@@ -33,14 +33,14 @@ use uuid::Uuid;
 
 use crate::error::PublishError;
 use crate::event::AstridEvent;
+use crate::held::held_bytes;
 use crate::index::{EntryId, TopicIndex};
 use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
 use crate::rate_limiter::IpcRateLimiter;
 use crate::receiver::{EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription};
 use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
-    Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
-    accounted_size, ipc_size_of,
+    EventCharge, Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
 };
 use crate::sequencer::Sequencer;
 use crate::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
@@ -51,13 +51,14 @@ pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
 /// Reservations held by a waiting publisher; released if it gives up.
 struct Reservations {
     routes: Vec<Arc<Route>>,
-    charge: u64,
+    /// Bytes reserved on each route.
+    amount: u64,
 }
 
 impl Drop for Reservations {
     fn drop(&mut self) {
         for route in &self.routes {
-            route.release(self.charge);
+            route.release(self.amount);
         }
     }
 }
@@ -379,7 +380,7 @@ impl EventBus {
     /// it.
     #[inline]
     pub fn publish(&self, event: AstridEvent) -> usize {
-        self.publish_arc(Arc::new(event), &[])
+        self.publish_arc(Arc::new(event), &[], None)
     }
 
     /// Gives a fresh IPC event the next sequence number; under the
@@ -413,13 +414,19 @@ impl EventBus {
     }
 
     /// `publish` of a fresh (unshared, unstamped) event, where `reserved`
-    /// routes already hold room for it.
+    /// routes already hold room for it and `charge` is its routed charge if
+    /// already computed.
     ///
     /// Under the sequencer: stamp, broadcast, index walk, topic pushes, route
     /// offers, retained store and the synchronous-dispatch turn. After it:
     /// receiver wakeups and loss reports, then synchronous dispatch.
     #[inline]
-    fn publish_arc(&self, mut event: Arc<AstridEvent>, reserved: &[Arc<Route>]) -> usize {
+    fn publish_arc(
+        &self,
+        mut event: Arc<AstridEvent>,
+        reserved: &[Arc<Route>],
+        charge: Option<EventCharge>,
+    ) -> usize {
         self.shared.published.count(&event);
         let indexed = matches!(event.as_ref(), AstridEvent::Ipc { .. })
             && self.shared.indexed.load(Ordering::Relaxed) > 0;
@@ -449,7 +456,8 @@ impl EventBus {
             Self::stamp(&mut event, &mut ordered.seq);
             let mut reached = self.shared.broadcast.send(Arc::clone(&event)).unwrap_or(0);
             if indexed {
-                reached += self.deliver_indexed(&ordered.index, &event, reserved, &mut targets);
+                reached +=
+                    self.deliver_indexed(&ordered.index, &event, reserved, &mut targets, charge);
             }
             let turn = depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn));
             (reached, turn)
@@ -475,20 +483,25 @@ impl EventBus {
     /// Hands an IPC event to the matching topic receivers and routes, under
     /// the sequencer; records in `targets` what each still needs once the
     /// sequencer is released (wakeup, loss report).
+    ///
+    /// The bytes the event holds are measured at most once, and only if a
+    /// route or the retained store takes it; every route gets the same
+    /// charge.
     fn deliver_indexed(
         &self,
         index: &TopicIndex<Target>,
         event: &Arc<AstridEvent>,
         reserved: &[Arc<Route>],
         targets: &mut Vec<(Target, After)>,
+        mut charge: Option<EventCharge>,
     ) -> usize {
-        let AstridEvent::Ipc { message, .. } = event.as_ref() else {
+        let AstridEvent::Ipc { metadata, message } = event.as_ref() else {
             return 0;
         };
         if index.len() == 0 {
             return 0;
         }
-        let mut size = None;
+        let mut held = None;
         let mut retain = false;
         index.for_each_match(&message.topic, |t| match t {
             Target::Retain => retain = true,
@@ -497,8 +510,8 @@ impl EventBus {
         // Stored under the sequencer, like the index change of a
         // `*_with_last` subscription: see `retain.rs`.
         if retain && let Some(store) = &self.shared.retained {
-            let size = *size.get_or_insert_with(|| ipc_size_of(event));
-            store.lock().store(&message.topic, event, size);
+            let held = *held.get_or_insert_with(|| held_bytes(metadata, message));
+            store.lock().store(event, held);
         }
         let mut reached = 0;
         for (target, after) in targets.iter_mut() {
@@ -509,9 +522,12 @@ impl EventBus {
                 }
                 Target::Route(route) => {
                     // Computed once per publish, and only if a route matched.
-                    let size = *size.get_or_insert_with(|| ipc_size_of(event));
+                    let charge = *charge.get_or_insert_with(|| {
+                        let held = *held.get_or_insert_with(|| held_bytes(metadata, message));
+                        EventCharge::new(held, message)
+                    });
                     let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
-                    let (offer, offered) = route.offer_deferred(event, size, has_reservation);
+                    let (offer, offered) = route.offer_deferred(event, charge, has_reservation);
                     *after = After::Route(offered);
                     if offer == Offer::Queued {
                         reached += 1;
@@ -560,7 +576,7 @@ impl EventBus {
         event: AstridEvent,
         timeout: std::time::Duration,
     ) -> Result<usize, PublishError> {
-        let AstridEvent::Ipc { message, .. } = &event else {
+        let AstridEvent::Ipc { metadata, message } = &event else {
             return Ok(self.publish(event));
         };
         let principal = message.principal.as_deref();
@@ -573,19 +589,20 @@ impl EventBus {
             return Ok(self.publish(event));
         }
         lossless.sort_by_key(|r| r.key.subscription_rep);
-        let charge = Route::charge_of(accounted_size(&event));
+        let charge = EventCharge::new(held_bytes(metadata, message), message);
+        let amount = Route::reservation(principal, charge.charge);
         let start = tokio::time::Instant::now();
         let deadline = start.checked_add(timeout);
         let mut held = Reservations {
             routes: Vec::new(),
-            charge,
+            amount,
         };
         for route in lossless {
             loop {
                 let space = route.space_notified();
                 tokio::pin!(space);
                 space.as_mut().enable();
-                match route.try_reserve(charge) {
+                match route.try_reserve(principal, charge.charge) {
                     Reservation::Reserved => {
                         held.routes.push(Arc::clone(&route));
                         break;
@@ -608,7 +625,7 @@ impl EventBus {
                 }
             }
         }
-        let reached = self.publish_arc(Arc::new(event), &held.routes);
+        let reached = self.publish_arc(Arc::new(event), &held.routes, Some(charge));
         // Consumed by the publish; nothing to give back.
         held.routes.clear();
         Ok(reached)
@@ -784,12 +801,15 @@ impl EventBus {
         let mut ordered = self.shared.sequencer.lock();
         let index = &mut ordered.index;
         if with_last && let Some(retained) = &self.shared.retained {
-            for event in retained.lock().matching(pattern) {
+            for (event, held) in retained.lock().matching(pattern) {
                 match &target {
                     Target::Topic(queue) => queue.after_push(queue.push(event)),
                     Target::Route(route) => {
-                        let (_, offered) = route.offer_deferred(&event, ipc_size_of(&event), false);
-                        route.after_offer(offered);
+                        if let AstridEvent::Ipc { message, .. } = event.as_ref() {
+                            let charge = EventCharge::new(held, message);
+                            let (_, offered) = route.offer_deferred(&event, charge, false);
+                            route.after_offer(offered);
+                        }
                     }
                     Target::Retain => {}
                 }

@@ -51,6 +51,8 @@ mod checked;
 #[cfg(feature = "runtime")]
 mod error;
 #[cfg(feature = "runtime")]
+mod held;
+#[cfg(feature = "runtime")]
 mod index;
 #[cfg(feature = "runtime")]
 pub mod metrics;

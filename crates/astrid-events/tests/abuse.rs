@@ -25,10 +25,10 @@ use astrid_events::rate_limiter::{MAX_IPC_PAYLOAD_BYTES, QuotaError};
 use astrid_events::validate::{MAX_PRINCIPAL_BYTES, MAX_TOPIC_BYTES, MAX_TOPIC_SEGMENTS};
 use astrid_events::{
     AstridEvent, DRR_QUANTUM_MIN_BYTES, EventBus, EventReceiver, EventSubscriber,
-    MAX_SUBSCRIPTION_BUDGET_BYTES, MAX_SYNC_DISPATCH_DEPTH, PublishError,
-    ROUTED_EVENT_OVERHEAD_BYTES, RoutedEventReceiver, SubscribeError, ipc_size_of,
+    MAX_SUBSCRIPTION_BUDGET_BYTES, MAX_SYNC_DISPATCH_DEPTH, PublishError, RoutedEventReceiver,
+    SubscribeError, ipc_size_of,
 };
-use common::events::{ipc, seq_principal};
+use common::events::{ipc, route_charges, seq_principal};
 
 /// Guard against a hang: far longer than any wait should take.
 const HANG_GUARD: Duration = Duration::from_secs(30);
@@ -78,10 +78,6 @@ fn drain_plain(rx: &mut EventReceiver) -> (u64, u64) {
     (received, rx.drain_lagged())
 }
 
-fn charge_of(event: &AstridEvent) -> usize {
-    ipc_size_of(&Arc::new(event.clone())) + ROUTED_EVENT_OVERHEAD_BYTES
-}
-
 // ---------------------------------------------------------------------------
 // Flood vs trickle
 // ---------------------------------------------------------------------------
@@ -99,14 +95,15 @@ fn charge_of(event: &AstridEvent) -> usize {
 /// event) received in between.
 #[test]
 fn flood_cannot_starve_a_trickle() {
-    const FLOOD: u64 = 5_000;
-    const PREFILL: u64 = 2_000;
-    const TRICKLE_EVERY: u64 = 100;
     let flood_event = ipc("chat.room", Some("flooder"), 64);
-    let flood_charge = charge_of(&flood_event);
+    let (flood_first, flood_charge) = route_charges(&flood_event);
+    // As many flood events as fit the budget beside 64 KiB for the trickle.
+    let flood = ((MAX_SUBSCRIPTION_BUDGET_BYTES - 64 * 1024 - flood_first) / flood_charge) as u64;
+    let prefill = flood * 2 / 5;
+    let trickle_every = (flood / 50).max(1);
     assert!(
-        FLOOD as usize * flood_charge + 64 * 1024 < MAX_SUBSCRIPTION_BUDGET_BYTES,
-        "the flood must fit the budget for this test"
+        flood >= 500,
+        "a flood of {flood} events is too short a test"
     );
     // The flood may finish the turn it is in (deficit < quantum + one event)
     // before the trickle's first turn.
@@ -114,14 +111,14 @@ fn flood_cannot_starve_a_trickle() {
 
     let bus = EventBus::new();
     let mut rx = bus.subscribe_topic_routed(uuid::Uuid::new_v4(), "chat.*", "room", "room");
-    for _ in 0..PREFILL {
+    for _ in 0..prefill {
         bus.publish(flood_event.clone());
     }
     let flooder = {
         let bus = bus.clone();
         let event = flood_event.clone();
         thread::spawn(move || {
-            for _ in PREFILL..FLOOD {
+            for _ in prefill..flood {
                 bus.publish(event.clone());
             }
         })
@@ -144,16 +141,16 @@ fn flood_cannot_starve_a_trickle() {
         })
     };
 
-    let trickles = FLOOD / TRICKLE_EVERY;
+    let trickles = flood / trickle_every;
     let rt = runtime();
     let mut flood_seen = 0u64;
     let mut next_trickle = 0u64;
     let mut pending: Option<u64> = None; // flood count when it was queued
     let mut worst = 0;
-    while flood_seen < FLOOD || next_trickle < trickles {
+    while flood_seen < flood || next_trickle < trickles {
         if pending.is_none()
             && next_trickle < trickles
-            && flood_seen >= next_trickle * TRICKLE_EVERY
+            && flood_seen >= next_trickle * trickle_every
         {
             ask_tx.send(next_trickle).expect("trickler alive");
             assert_eq!(done_rx.recv_timeout(HANG_GUARD), Ok(next_trickle));
@@ -336,14 +333,16 @@ fn five_mib_plus_one_is_refused_by_try_publish_and_rejected_by_routes() {
         "both oversize events counted as lag"
     );
 
-    // Just within the route budget still goes through the route.
-    let fits = event_of_accounted_size(
-        "big.one",
-        MAX_SUBSCRIPTION_BUDGET_BYTES - ROUTED_EVENT_OVERHEAD_BYTES,
-    );
-    assert_eq!(bus.publish(fits), 3);
+    // Charged exactly the route budget: still goes through the route; one
+    // byte more is rejected. Each payload byte adds one held byte.
+    let (base, _) = route_charges(&ipc("big.one", Some("mallory"), 0));
+    let fill = MAX_SUBSCRIPTION_BUDGET_BYTES - base;
+    assert_eq!(bus.publish(ipc("big.one", Some("mallory"), fill)), 3);
+    assert_eq!(routed.total_bytes(), MAX_SUBSCRIPTION_BUDGET_BYTES);
     assert!(routed.try_recv_one().is_some());
     assert_eq!(routed.drain_lagged(), 0);
+    assert_eq!(bus.publish(ipc("big.one", Some("mallory"), fill + 1)), 2);
+    assert_eq!(routed.drain_lagged(), 1);
     assert_healthy(&bus);
 }
 

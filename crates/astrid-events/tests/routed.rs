@@ -12,7 +12,7 @@ use astrid_events::{
     AstridEvent, EventBus, MAX_SUBSCRIPTION_BUDGET_BYTES, ROUTED_EVENT_OVERHEAD_BYTES,
     RoutedEventReceiver, ipc_size_of,
 };
-use common::events::{ipc, lifecycle, seq_principal};
+use common::events::{ipc, lifecycle, route_charges, seq_principal};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -192,33 +192,39 @@ fn an_event_larger_than_the_budget_is_rejected_and_counted() {
 
 #[test]
 fn a_long_token_stream_is_never_cut_by_an_event_count_cap() {
-    // 0.8.0 capped a principal at 256 queued events; a 5,000-token stream
-    // fits the byte budget and must arrive whole, final event included.
+    // 0.8.0 capped a principal at 256 queued events; a stream of several
+    // times that many tokens that fits the byte budget must arrive whole,
+    // final event included.
+    let token = ipc("llm.v1.stream.req1", Some("alice"), 8);
+    let (first, next) = route_charges(&token);
+    let n = (MAX_SUBSCRIPTION_BUDGET_BYTES - first) / next + 1;
+    assert!(n > 3 * 256, "only {n} tokens fit");
     let bus = EventBus::new();
     let mut rx = route(&bus, "llm.v1.stream.*");
-    let n = 5_000;
     for _ in 0..n {
-        bus.publish(ipc("llm.v1.stream.req1", Some("alice"), 8));
+        bus.publish(token.clone());
     }
-    assert!(rx.total_bytes() < MAX_SUBSCRIPTION_BUDGET_BYTES);
+    assert!(rx.total_bytes() <= MAX_SUBSCRIPTION_BUDGET_BYTES);
     assert_eq!(drain_all(&mut rx).len(), n);
     assert_eq!(rx.drain_lagged(), 0);
 }
 
 #[test]
-fn empty_events_are_bounded_by_the_per_event_overhead() {
+fn empty_events_are_bounded_by_their_charge() {
+    let empty = ipc("t.x", Some("a"), 0);
+    let (first, next) = route_charges(&empty);
+    assert!(next >= ROUTED_EVENT_OVERHEAD_BYTES);
     let bus = EventBus::new();
     let mut rx = route(&bus, "t.*");
     let published = 100_000u64;
     for _ in 0..published {
-        bus.publish(ipc("t.x", Some("a"), 0));
+        bus.publish(empty.clone());
     }
-    let per_event = ipc_size_of(&Arc::new(ipc("t.x", Some("a"), 0))) + ROUTED_EVENT_OVERHEAD_BYTES;
-    assert_eq!(
-        rx.total_bytes() / per_event,
-        MAX_SUBSCRIPTION_BUDGET_BYTES / per_event
-    );
+    // As many as fit: the first with its principal's slot, then `next` each.
+    let fit = (MAX_SUBSCRIPTION_BUDGET_BYTES - first) / next + 1;
+    assert_eq!(rx.total_bytes(), first + (fit - 1) * next);
     let received = drain_all(&mut rx).len() as u64;
+    assert_eq!(received, fit as u64);
     assert_eq!(received + rx.drain_lagged(), published);
 }
 

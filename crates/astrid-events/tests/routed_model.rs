@@ -3,7 +3,8 @@
 //!
 //! The model keeps, per route, each principal's FIFO of queued sequence
 //! numbers and evicts the globally oldest event when the byte budget would
-//! overflow. It does not model DRR order; it checks that whatever the bus
+//! overflow, charging each event what the bus charges it and each principal
+//! with queued events its slot charge (both measured on a probe route). It does not model DRR order; it checks that whatever the bus
 //! hands out is the head of that principal's FIFO (per-principal FIFO), that
 //! drops match the model exactly (received + lagged == admitted), that the
 //! queued bytes match and stay within budget, and that scope is honoured.
@@ -12,13 +13,9 @@
 mod common;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
-use astrid_events::{
-    EventBus, MAX_SUBSCRIPTION_BUDGET_BYTES, ROUTED_EVENT_OVERHEAD_BYTES, RoutedEventReceiver,
-    ipc_size_of,
-};
-use common::events::{ipc, seq_principal};
+use astrid_events::{EventBus, MAX_SUBSCRIPTION_BUDGET_BYTES, RoutedEventReceiver, ipc_size_of};
+use common::events::{ipc, route_charges, seq_principal};
 use proptest::prelude::*;
 
 const PRINCIPALS: [Option<&str>; 4] = [None, Some("alice"), Some("bob"), Some("agent.x")];
@@ -76,40 +73,62 @@ struct ModelRoute {
     scope: Option<Option<&'static str>>,
     /// Per principal: (seq, charge) in enqueue order.
     queues: BTreeMap<Option<String>, VecDeque<(u64, usize)>>,
+    /// Slot charge of each principal seen (charged while its queue is
+    /// non-empty).
+    slots: BTreeMap<Option<String>, usize>,
     /// Global enqueue order of queued events: seq.
     order: VecDeque<u64>,
     bytes: usize,
     dropped: u64,
 }
 
+/// What the bus charges an event: `charge` per event, `slot` once per
+/// principal with queued events.
+#[derive(Debug, Clone, Copy)]
+struct Charge {
+    charge: usize,
+    slot: usize,
+}
+
 impl ModelRoute {
-    fn admit(&mut self, seq: u64, principal: Option<&str>, charge: usize) {
+    fn admit(&mut self, seq: u64, principal: Option<&str>, c: Charge) {
         if let Some(scope) = self.scope
             && scope != principal
         {
             return;
         }
-        if charge > MAX_SUBSCRIPTION_BUDGET_BYTES {
+        if c.charge + c.slot > MAX_SUBSCRIPTION_BUDGET_BYTES {
             self.dropped += 1;
             return;
         }
-        while self.bytes + charge > MAX_SUBSCRIPTION_BUDGET_BYTES {
+        let key = principal.map(str::to_owned);
+        loop {
+            let active = self.queues.get(&key).is_some_and(|q| !q.is_empty());
+            let need = if active { c.charge } else { c.charge + c.slot };
+            if self.bytes + need <= MAX_SUBSCRIPTION_BUDGET_BYTES {
+                break;
+            }
             let oldest = self.order.pop_front().expect("something to evict");
-            let queue = self
+            let (owner, queue) = self
                 .queues
-                .values_mut()
-                .find(|q| q.front().is_some_and(|(s, _)| *s == oldest))
+                .iter_mut()
+                .find(|(_, q)| q.front().is_some_and(|(s, _)| *s == oldest))
                 .expect("oldest event is the head of its principal's queue");
-            let (_, c) = queue.pop_front().expect("head");
-            self.bytes -= c;
+            let (_, freed) = queue.pop_front().expect("head");
+            self.bytes -= freed;
+            if queue.is_empty() {
+                self.bytes -= self.slots[owner];
+            }
             self.dropped += 1;
         }
-        self.queues
-            .entry(principal.map(str::to_owned))
-            .or_default()
-            .push_back((seq, charge));
+        let queue = self.queues.entry(key.clone()).or_default();
+        if queue.is_empty() {
+            self.bytes += c.slot;
+            self.slots.insert(key, c.slot);
+        }
+        queue.push_back((seq, c.charge));
         self.order.push_back(seq);
-        self.bytes += charge;
+        self.bytes += c.charge;
     }
 
     fn take(&mut self, seq: u64, principal: Option<String>) {
@@ -123,6 +142,9 @@ impl ModelRoute {
         let (head, charge) = queue.pop_front().expect("non-empty");
         assert_eq!(head, seq, "per-principal FIFO broken for {principal:?}");
         self.bytes -= charge;
+        if queue.is_empty() {
+            self.bytes -= self.slots[&principal];
+        }
         self.order.retain(|s| *s != seq);
     }
 }
@@ -140,9 +162,21 @@ fn run(ops: Vec<Op>) {
                 size,
             } => {
                 let event = ipc(TOPICS[topic], PRINCIPALS[principal], SIZES[size]);
-                let charge = *charges.entry((topic, size)).or_insert_with(|| {
-                    ipc_size_of(&Arc::new(event.clone())) + ROUTED_EVENT_OVERHEAD_BYTES
+                // Measured without payload (an oversize event would not
+                // stay on the probe route); each payload byte is one more
+                // held byte.
+                let base = *charges.entry((topic, principal)).or_insert_with(|| {
+                    let (first, next) =
+                        route_charges(&ipc(TOPICS[topic], PRINCIPALS[principal], 0));
+                    Charge {
+                        charge: next,
+                        slot: first - next,
+                    }
                 });
+                let charge = Charge {
+                    charge: base.charge + SIZES[size],
+                    slot: base.slot,
+                };
                 bus.publish(event);
                 seq += 1;
                 for r in routes.iter_mut() {
@@ -191,6 +225,7 @@ fn run(ops: Vec<Op>) {
                         pattern: PATTERNS[pattern],
                         scope,
                         queues: BTreeMap::new(),
+                        slots: BTreeMap::new(),
                         order: VecDeque::new(),
                         bytes: 0,
                         dropped: 0,

@@ -8,9 +8,24 @@
 //! [`RoutedEventReceiver::drain_lagged`], logged and counted in the route
 //! metrics.
 //!
-//! - `queue.rs`: the single-threaded DRR + budget state machine.
+//! - `queue.rs`: the single-threaded DRR + budget state machine, and what
+//!   its per-event and per-principal charges cover.
 //! - `route.rs`: one subscription's shared state (lock, wakeups, metrics) and
 //!   its receiver handle.
+//!
+//! # The byte budget
+//!
+//! A route charges what it really keeps alive: each queued event the bytes
+//! it holds (the shared event allocation and every string, vector and map
+//! inside it, see `held.rs`) plus [`ROUTED_EVENT_OVERHEAD_BYTES`], and each
+//! principal with queued events its name twice plus a bound on its share of
+//! the per-principal containers. The charge of an event is computed once
+//! per publish and carried to every matching route. When the total would
+//! pass [`MAX_SUBSCRIPTION_BUDGET_BYTES`], the oldest events of the route
+//! are evicted (and counted); an event that cannot fit even in an empty
+//! route is rejected (and counted). The DRR quantum is in the same charged
+//! bytes. [`ipc_size_of`] (payload JSON plus topic) keeps its 0.8.0 meaning
+//! and is what [`RoutedEventReceiver::try_drain`] budgets in.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -40,20 +55,54 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::event::AstridEvent;
+use crate::ipc::IpcMessage;
 use crate::payload_ext::IpcPayloadExt;
 
 /// The principal an event is published for: `None` is the system (kernel).
 pub type PrincipalKey = Option<String>;
 
 /// Most charged bytes one routed subscription holds before it evicts.
+///
+/// The charge is the memory the route keeps alive: each queued event is
+/// charged the bytes it holds (its shared allocation and every string,
+/// vector and map inside it: `metadata.source`, topic, principal,
+/// signature, payload) plus [`ROUTED_EVENT_OVERHEAD_BYTES`]; each principal
+/// with queued events is charged its name twice plus about 650 bytes for its
+/// share of the per-principal bookkeeping. An event shared by several routes
+/// is charged in full by each. When a publish would pass the budget, the
+/// route's oldest events are evicted; an event that cannot fit even in an
+/// empty route is rejected. Both are counted and reported by
+/// [`RoutedEventReceiver::drain_lagged`]. The memory a route holds beyond
+/// the budget is a fixed few KiB.
 pub const MAX_SUBSCRIPTION_BUDGET_BYTES: usize = 1024 * 1024;
 
-/// The DRR quantum: bytes each active principal may take per round.
+/// The DRR quantum: charged bytes each active principal may take per round.
 pub const DRR_QUANTUM_MIN_BYTES: usize = 4 * 1024;
 
-/// Fixed charge added to every queued event on top of [`ipc_size_of`], so a
-/// flood of empty events is bounded by the same byte budget.
-pub const ROUTED_EVENT_OVERHEAD_BYTES: usize = 64;
+/// Charge added to every queued event on top of the bytes it holds: its
+/// place in the route's queue (at most four queue places of 32 bytes).
+pub const ROUTED_EVENT_OVERHEAD_BYTES: usize = 128;
+
+/// What one IPC event costs a route, computed once per publish and carried
+/// to every matching route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventCharge {
+    /// Held bytes plus [`ROUTED_EVENT_OVERHEAD_BYTES`]: what the budget and
+    /// the DRR deficits count.
+    pub(crate) charge: u64,
+    /// [`ipc_size_of`]: what `try_drain` budgets in.
+    pub(crate) size: u64,
+}
+
+impl EventCharge {
+    /// The charge of `message`, whose event holds `held` bytes.
+    pub(crate) fn new(held: usize, message: &IpcMessage) -> Self {
+        Self {
+            charge: (held as u64).saturating_add(ROUTED_EVENT_OVERHEAD_BYTES as u64),
+            size: ipc_message_size(message) as u64,
+        }
+    }
+}
 
 /// Size accounted for a non-IPC event.
 const NON_IPC_SIZE: usize = 64;
@@ -83,12 +132,17 @@ pub fn ipc_size_of(event: &Arc<AstridEvent>) -> usize {
 /// [`ipc_size_of`] for a borrowed event.
 pub(crate) fn accounted_size(event: &AstridEvent) -> usize {
     match event {
-        AstridEvent::Ipc { message, .. } => {
-            let payload = message.payload.guest_len();
-            payload.saturating_add(message.topic.len())
-        }
+        AstridEvent::Ipc { message, .. } => ipc_message_size(message),
         _ => NON_IPC_SIZE,
     }
+}
+
+/// [`ipc_size_of`] of an IPC event's message.
+fn ipc_message_size(message: &IpcMessage) -> usize {
+    message
+        .payload
+        .guest_len()
+        .saturating_add(message.topic.len())
 }
 
 /// Bounded metric label for a principal: `system` for `None`, `agent` for

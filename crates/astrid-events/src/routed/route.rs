@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge};
 
-use super::queue::{Popped, PushOutcome, RouteQueue};
+use super::queue::{Popped, PushOutcome, RouteQueue, slot_charge};
 use super::{
-    CLASSES, DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
-    ROUTED_EVENT_OVERHEAD_BYTES, RouteKey, class_index,
+    CLASSES, DRR_QUANTUM_MIN_BYTES, EventCharge, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
+    RouteKey, class_index,
 };
 use crate::event::AstridEvent;
 use crate::metrics::{
@@ -164,21 +164,24 @@ impl Route {
         }
     }
 
-    /// The charge of an event of accounted size `size`.
-    pub(crate) fn charge_of(size: usize) -> u64 {
-        (size as u64).saturating_add(ROUTED_EVENT_OVERHEAD_BYTES as u64)
+    /// What a publisher waiting for room reserves for an event of `charge`
+    /// (held bytes plus overhead) for `principal`: the most it can add, the
+    /// event and a new slot for its principal.
+    pub(crate) fn reservation(principal: Option<&str>, charge: u64) -> u64 {
+        charge.saturating_add(slot_charge(principal))
     }
 
-    /// Offers `event` (of accounted size `size`) to this route. The wakeup
-    /// and the loss log are left to [`after_offer`](Self::after_offer), so
-    /// the publisher makes them after releasing the bus's publish lock.
+    /// Offers `event` (charged `charge`, computed once per publish) to this
+    /// route. The wakeup and the loss log are left to
+    /// [`after_offer`](Self::after_offer), so the publisher makes them after
+    /// releasing the bus's publish lock.
     ///
     /// `reserved`: the publisher reserved room with [`try_reserve`](Self::try_reserve);
     /// the reservation is consumed.
     pub(crate) fn offer_deferred(
         &self,
         event: &Arc<AstridEvent>,
-        size: usize,
+        charge: EventCharge,
         reserved: bool,
     ) -> (Offer, Offered) {
         let nothing = Offered::default();
@@ -187,7 +190,7 @@ impl Route {
             return (Offer::Foreign, nothing);
         }
         let class = class_index(principal);
-        let charge = Self::charge_of(size);
+        let key: PrincipalKey = principal.map(str::to_owned);
         let (offer, was_empty, first_loss, lost) = {
             let mut state = self.state.lock();
             if state.closed {
@@ -195,8 +198,13 @@ impl Route {
             }
             let was_empty = state.queue.is_empty();
             if reserved {
-                state.reserved = state.reserved.saturating_sub(charge);
-            } else if self.lossless && !state.queue.has_room_for(charge + state.reserved) {
+                let reservation = Self::reservation(principal, charge.charge);
+                state.reserved = state.reserved.saturating_sub(reservation);
+            } else if self.lossless
+                && !state
+                    .queue
+                    .has_room_for(state.queue.need(&key, charge.charge) + state.reserved)
+            {
                 // Room promised to waiting publishers is not this push's.
                 state.lagged += 1;
                 drop(state);
@@ -205,8 +213,9 @@ impl Route {
             }
             let outcome = state.queue.push(
                 Arc::clone(event),
-                principal.map(str::to_owned),
-                charge,
+                key,
+                charge.charge,
+                charge.size,
                 self.lossless,
             );
             let first_loss = state.lagged == 0;
@@ -214,15 +223,16 @@ impl Route {
                 PushOutcome::Queued {
                     evicted,
                     new_principal,
+                    charged,
                 } => {
-                    self.metrics.bytes[class].increment(charge as f64);
+                    self.metrics.bytes[class].increment(charged as f64);
                     if new_principal {
                         self.metrics.active[class].increment(1.0);
                     }
                     for e in &evicted {
                         let c = class_index(e.principal.as_deref());
                         self.metrics.evictions[c].increment(1);
-                        self.metrics.bytes[c].decrement(e.charge as f64);
+                        self.metrics.bytes[c].decrement(e.freed as f64);
                         if e.emptied {
                             self.metrics.active[c].decrement(1.0);
                         }
@@ -266,27 +276,31 @@ impl Route {
         }
     }
 
-    /// Reserves room for an event of `charge` if it fits beside what is
-    /// queued and already reserved. A closed route, or an event larger than
-    /// the whole budget (it will be rejected and counted), needs no room:
-    /// returns true without reserving.
-    pub(crate) fn try_reserve(&self, charge: u64) -> Reservation {
+    /// Reserves [`reservation`](Self::reservation) bytes for an event of
+    /// `charge` for `principal` if they fit beside what is queued and
+    /// already reserved. A closed route, or an event that cannot fit even in
+    /// an empty route (it will be rejected and counted), needs no room.
+    pub(crate) fn try_reserve(&self, principal: Option<&str>, charge: u64) -> Reservation {
         let mut state = self.state.lock();
-        if state.closed || charge > MAX_SUBSCRIPTION_BUDGET_BYTES as u64 {
+        if state.closed || state.queue.is_oversize(principal, charge) {
             return Reservation::NotNeeded;
         }
-        if state.queue.has_room_for(charge + state.reserved) {
-            state.reserved += charge;
+        let amount = Self::reservation(principal, charge);
+        if state
+            .queue
+            .has_room_for(amount.saturating_add(state.reserved))
+        {
+            state.reserved += amount;
             Reservation::Reserved
         } else {
             Reservation::Full
         }
     }
 
-    /// Gives back a reservation that will not be used.
-    pub(crate) fn release(&self, charge: u64) {
+    /// Gives back a reservation of `amount` bytes that will not be used.
+    pub(crate) fn release(&self, amount: u64) {
         let mut state = self.state.lock();
-        state.reserved = state.reserved.saturating_sub(charge);
+        state.reserved = state.reserved.saturating_sub(amount);
         drop(state);
         self.space.notify_waiters();
     }
@@ -306,7 +320,7 @@ impl Route {
             popped
         }?;
         let class = class_index(principal_of(&popped.event));
-        self.metrics.bytes[class].decrement(popped.charge as f64);
+        self.metrics.bytes[class].decrement(popped.freed as f64);
         if popped.principal_emptied.is_some() {
             self.metrics.active[class].decrement(1.0);
         }
@@ -331,7 +345,7 @@ impl Route {
         };
         for p in drained {
             let class = class_index(principal_of(&p.event));
-            self.metrics.bytes[class].decrement(p.charge as f64);
+            self.metrics.bytes[class].decrement(p.freed as f64);
             if p.principal_emptied.is_some() {
                 self.metrics.active[class].decrement(1.0);
             }
@@ -437,15 +451,14 @@ impl RoutedEventReceiver {
     /// budget smaller than one event still makes progress. The rest stays
     /// queued, and the DRR position carries over to the next call.
     pub fn try_drain(&mut self, budget_bytes: usize) -> Vec<Arc<AstridEvent>> {
-        let overhead = ROUTED_EVENT_OVERHEAD_BYTES as u64;
         let mut out = Vec::new();
         let Some(first) = self.route.pop_within(u64::MAX) else {
             return out;
         };
-        let mut remaining = (budget_bytes as u64).saturating_sub(first.charge - overhead);
+        let mut remaining = (budget_bytes as u64).saturating_sub(first.size);
         out.push(first.event);
-        while let Some(p) = self.route.pop_within(remaining.saturating_add(overhead)) {
-            remaining -= p.charge - overhead;
+        while let Some(p) = self.route.pop_within(remaining) {
+            remaining -= p.size;
             out.push(p.event);
         }
         out
@@ -490,8 +503,11 @@ impl RoutedEventReceiver {
         self.route.state.lock().queue.active_principals()
     }
 
-    /// Charged bytes queued (accounted size plus
-    /// [`ROUTED_EVENT_OVERHEAD_BYTES`] per event).
+    /// Charged bytes queued: what the queued events hold, plus
+    /// [`ROUTED_EVENT_OVERHEAD_BYTES`](super::ROUTED_EVENT_OVERHEAD_BYTES)
+    /// per event and a per-principal charge for each principal with queued
+    /// events; at most [`MAX_SUBSCRIPTION_BUDGET_BYTES`], whose docs say
+    /// what is counted.
     #[must_use]
     pub fn total_bytes(&self) -> usize {
         self.route.state.lock().queue.bytes() as usize

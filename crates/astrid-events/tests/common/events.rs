@@ -30,3 +30,20 @@ pub fn seq_principal(event: &AstridEvent) -> (u64, Option<String>) {
         other => panic!("expected an IPC event, got {}", other.event_type()),
     }
 }
+
+/// What a routed subscription charges for `event`: `(first, next)`, the
+/// charge of the first event of its principal (its slot included) and of
+/// each further one, measured on a fresh bus.
+#[cfg(feature = "runtime")]
+pub fn route_charges(event: &AstridEvent) -> (usize, usize) {
+    let AstridEvent::Ipc { message, .. } = event else {
+        panic!("routes hold IPC events only")
+    };
+    let bus = astrid_events::EventBus::new();
+    let rx =
+        bus.subscribe_topic_routed(uuid::Uuid::nil(), message.topic.as_str(), "probe", "probe");
+    bus.publish(event.clone());
+    let first = rx.total_bytes();
+    bus.publish(event.clone());
+    (first, rx.total_bytes() - first)
+}
