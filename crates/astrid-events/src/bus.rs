@@ -177,8 +177,28 @@ enum After {
     Route(Offered),
 }
 
+impl After {
+    /// One follow-up for two deliveries to the same target.
+    fn merge(self, later: Self) -> Self {
+        match (self, later) {
+            (Self::Topic(a), Self::Topic(b)) => Self::Topic(a.merge(b)),
+            (Self::Route(a), Self::Route(b)) => Self::Route(a.merge(b)),
+            (Self::Nothing, other) | (other, _) => other,
+        }
+    }
+}
+
 /// Largest scratch list kept between publishes (a huge fan-out allocates).
 const MAX_KEPT_TARGETS: usize = 1024;
+
+/// Puts this thread's scratch list back for the next publish, emptied (it
+/// must not hold receivers alive) and only if it is not huge.
+fn keep_targets(mut targets: Vec<(Target, After)>) {
+    targets.clear();
+    if targets.capacity() <= MAX_KEPT_TARGETS {
+        let _ = TARGETS.try_with(|t| t.set(targets));
+    }
+}
 
 /// One entry of the topic index.
 #[derive(Clone)]
@@ -187,6 +207,26 @@ pub(crate) enum Target {
     Route(Arc<Route>),
     /// A retention pattern: matching topics are kept in the retained store.
     Retain,
+}
+
+impl Target {
+    /// Identity of the receiver behind the entry (0 for `Retain`).
+    fn addr(&self) -> usize {
+        match self {
+            Self::Topic(queue) => Arc::as_ptr(queue) as usize,
+            Self::Route(route) => Arc::as_ptr(route) as usize,
+            Self::Retain => 0,
+        }
+    }
+
+    /// Wakes the receiver and reports losses, as `after` says; no lock held.
+    fn finish(&self, after: After) {
+        match (self, after) {
+            (Self::Topic(queue), After::Topic(pushed)) => queue.after_push(pushed),
+            (Self::Route(route), After::Route(offered)) => route.after_offer(offered),
+            _ => {}
+        }
+    }
 }
 
 /// State shared by every clone of a bus.
@@ -463,25 +503,117 @@ impl EventBus {
             (reached, turn)
         };
         for (target, after) in &targets {
-            match (target, after) {
-                (Target::Topic(queue), After::Topic(pushed)) => queue.after_push(*pushed),
-                (Target::Route(route), After::Route(offered)) => route.after_offer(*offered),
-                _ => {}
-            }
+            target.finish(*after);
         }
-        // Emptied before it is kept: it must not hold receivers alive.
-        targets.clear();
-        if targets.capacity() <= MAX_KEPT_TARGETS {
-            let _ = TARGETS.try_with(|t| t.set(targets));
-        }
+        keep_targets(targets);
         if let Some(turn) = turn {
             sync_sub::dispatch(turn, &event, self);
         }
         reached
     }
 
+    /// Publishes `events` in order as one step: one acquisition of the
+    /// publish lock stamps and enqueues them all, and every topic and routed
+    /// receiver they reach is woken at most once for the whole batch (after
+    /// the lock is released), however many of its events the batch holds.
+    ///
+    /// Everything else is as if each event were given to
+    /// [`publish`](Self::publish) in turn, with no other publish in between:
+    /// IPC events get consecutive sequence numbers in iteration order; each
+    /// receiver gets the events it would have got, in that order; queues
+    /// overflow, budgets evict and losses are counted and reported exactly as
+    /// for single publishes; synchronous subscribers see every event, one at
+    /// a time, in `seq` order (they run after every event of the batch has
+    /// reached the async receivers). Plain receivers (`subscribe`) are fed
+    /// through a tokio broadcast channel, which wakes a waiting receiver on
+    /// the first event; one that consumes while the batch is being sent may
+    /// be woken again.
+    ///
+    /// Returns the sum, over the events, of what `publish` would return: the
+    /// number of hand-offs to async receivers (an event reaching three
+    /// receivers counts three). An empty batch publishes nothing and returns
+    /// 0.
+    ///
+    /// The lock is held for the whole batch, so other publishers wait for
+    /// it: keep batches to what arrived together (a read from a socket, a
+    /// burst of tokens), not unbounded.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use astrid_events::{AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload};
+    ///
+    /// let bus = EventBus::new();
+    /// let mut tokens = bus.subscribe_topic("llm.v1.stream.*");
+    /// let events = (0..3).map(|i| AstridEvent::Ipc {
+    ///     metadata: EventMetadata::new("doc"),
+    ///     message: IpcMessage::new("llm.v1.stream.token", IpcPayload::Custom { data: serde_json::json!(i) }, uuid::Uuid::nil()),
+    /// });
+    /// assert_eq!(bus.publish_batch(events), 3);
+    /// let mut batch = Vec::new();
+    /// assert_eq!(tokens.recv_many(&mut batch, 64).await, 3);
+    /// # });
+    /// ```
+    pub fn publish_batch<I>(&self, events: I) -> usize
+    where
+        I: IntoIterator<Item = AstridEvent>,
+    {
+        let registry = &self.shared.registry;
+        let sync = registry.len() > 0;
+        // Depth checked per event, as `publish` would (it counts skips).
+        let mut events: Vec<(Arc<AstridEvent>, Option<usize>)> = events
+            .into_iter()
+            .map(|event| {
+                self.shared.published.count(&event);
+                let depth = if sync {
+                    registry.depth_of_next(&event)
+                } else {
+                    None
+                };
+                (Arc::new(event), depth)
+            })
+            .collect();
+        if events.is_empty() {
+            return 0;
+        }
+        let mut targets = TARGETS.try_with(Cell::take).unwrap_or_default();
+        let mut turns = Vec::new();
+        let reached = {
+            let mut ordered = self.shared.sequencer.lock();
+            let ordered = &mut *ordered;
+            let mut reached = 0;
+            for (i, (event, depth)) in events.iter_mut().enumerate() {
+                Self::stamp(event, &mut ordered.seq);
+                reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
+                reached += self.deliver_indexed(&ordered.index, event, &[], &mut targets, None);
+                if let Some(turn) =
+                    depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn))
+                {
+                    turns.push((turn, i));
+                }
+            }
+            reached
+        };
+        // One follow-up per receiver: runs of the same target merged.
+        targets.sort_unstable_by_key(|(target, _)| target.addr());
+        let mut rest = targets.as_slice();
+        while let Some(((target, first), tail)) = rest.split_first() {
+            let run = tail
+                .iter()
+                .take_while(|(t, _)| t.addr() == target.addr())
+                .count();
+            let after = tail[..run].iter().fold(*first, |acc, (_, a)| acc.merge(*a));
+            target.finish(after);
+            rest = &tail[run..];
+        }
+        keep_targets(targets);
+        for (turn, i) in turns {
+            sync_sub::dispatch(turn, &events[i].0, self);
+        }
+        reached
+    }
+
     /// Hands an IPC event to the matching topic receivers and routes, under
-    /// the sequencer; records in `targets` what each still needs once the
+    /// the sequencer; appends to `targets` what each still needs once the
     /// sequencer is released (wakeup, loss report).
     ///
     /// The bytes the event holds are measured at most once, and only if a
@@ -502,6 +634,7 @@ impl EventBus {
             return 0;
         }
         let mut held = None;
+        let first = targets.len();
         let mut retain = false;
         index.for_each_match(&message.topic, |t| match t {
             Target::Retain => retain = true,
@@ -514,7 +647,7 @@ impl EventBus {
             store.lock().store(event, held);
         }
         let mut reached = 0;
-        for (target, after) in targets.iter_mut() {
+        for (target, after) in &mut targets[first..] {
             match target {
                 Target::Topic(queue) => {
                     *after = After::Topic(queue.push(Arc::clone(event)));

@@ -163,10 +163,18 @@ impl EventReceiver {
 
     /// Waits for at least one event, then moves up to `limit` queued events
     /// into `buf` (in order). Returns how many were added; 0 means the bus is
-    /// gone or `limit` was 0. One wakeup serves the whole batch.
+    /// gone or `limit` was 0. One wakeup serves the whole batch; a topic
+    /// receiver takes it under one lock of its queue.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: events are moved into `buf` only when the future
+    /// completes.
     pub async fn recv_many(&mut self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
         if limit == 0 {
             return 0;
+        }
+        if let Inner::Topic(sub) = &mut self.inner {
+            return sub.recv_many(buf, limit).await;
         }
         let Some(first) = self.recv().await else {
             return 0;
@@ -310,26 +318,23 @@ impl TopicQueue {
         if state.closed {
             return Pushed::default();
         }
-        let mut dropped_first = None;
+        let mut pushed = Pushed::default();
         if state.buf.len() >= self.capacity
             && let Some(old) = state.buf.pop_front()
         {
-            let first = state.lag.total == 0;
+            pushed.first_of_episode = state.lag.total == 0;
             state.lag.record(ipc_topic(&old));
-            dropped_first = Some(first);
+            pushed.dropped = 1;
         }
-        let was_empty = state.buf.is_empty();
+        pushed.wake = state.buf.is_empty();
         state.buf.push_back(event);
-        Pushed {
-            wake: was_empty,
-            dropped_first,
-        }
+        pushed
     }
 
     /// Reports the loss and wakes the receiver, as `pushed` says.
     pub(crate) fn after_push(&self, pushed: Pushed) {
-        if let Some(first) = pushed.dropped_first {
-            report_lag(self.subscriber, 1, first);
+        if pushed.dropped > 0 {
+            report_lag(self.subscriber, pushed.dropped, pushed.first_of_episode);
         }
         if pushed.wake {
             self.notify.notify_one();
@@ -352,8 +357,23 @@ impl TopicQueue {
 pub(crate) struct Pushed {
     /// The queue went from empty to non-empty: wake the receiver.
     wake: bool,
-    /// The oldest event was dropped; `true` if it starts a lag episode.
-    dropped_first: Option<bool>,
+    /// Oldest events dropped to make room.
+    dropped: u64,
+    /// A drop started a lag episode (log it).
+    first_of_episode: bool,
+}
+
+impl Pushed {
+    /// What several pushes to one queue leave to do, done once: one wakeup
+    /// (a single notify after the last push serves every push, since the
+    /// receiver reads the queue, not the notifications) and one loss report.
+    pub(crate) fn merge(self, later: Self) -> Self {
+        Self {
+            wake: self.wake || later.wake,
+            dropped: self.dropped + later.dropped,
+            first_of_episode: self.first_of_episode || later.first_of_episode,
+        }
+    }
 }
 
 fn ipc_topic(event: &AstridEvent) -> &str {
@@ -399,6 +419,32 @@ impl TopicSubscription {
             }
             if closed {
                 return None;
+            }
+            self.streak = 0;
+            self.queue.notify.notified().await;
+        }
+    }
+
+    /// `recv` for up to `limit` (> 0) events at once: one lock of the queue
+    /// moves them all; the batch counts as one event towards yielding.
+    async fn recv_many(&mut self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
+        if self.streak >= YIELD_EVERY {
+            self.streak = 0;
+            tokio::task::yield_now().await;
+        }
+        loop {
+            let (taken, closed) = {
+                let mut state = self.queue.state.lock();
+                let n = limit.min(state.buf.len());
+                buf.extend(state.buf.drain(..n));
+                (n, state.closed)
+            };
+            if taken > 0 {
+                self.streak += 1;
+                return taken;
+            }
+            if closed {
+                return 0;
             }
             self.streak = 0;
             self.queue.notify.notified().await;

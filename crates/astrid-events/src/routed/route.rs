@@ -102,6 +102,21 @@ pub(crate) struct Offered {
     first_loss: Option<u64>,
 }
 
+impl Offered {
+    /// What several offers to one route leave to do, done once: one wakeup
+    /// and one log line for the losses that started an episode.
+    pub(crate) fn merge(self, later: Self) -> Self {
+        let first_loss = match (self.first_loss, later.first_loss) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        Self {
+            wake: self.wake || later.wake,
+            first_loss,
+        }
+    }
+}
+
 /// The shared state of one routed subscription.
 pub(crate) struct Route {
     pub(crate) key: RouteKey,

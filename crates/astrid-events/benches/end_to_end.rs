@@ -1,0 +1,500 @@
+//! End-to-end delivery to live tasks: services awaiting their own topic on a
+//! 2-worker tokio runtime, timed from the first publish until every service
+//! has received its share.
+//!
+//! The workload: 64,000 IPC events round-robin over the services' topics,
+//! published by one task in chunks of 64, yielding to the scheduler after
+//! each chunk. Every service takes what is queued with `recv_many` (up to
+//! 256 at a time) or, where the design has none, `recv` in a loop. Queues
+//! hold all 64,000 events, so no side ever drops one (that would end the
+//! run with a service short of its share; the runs assert none lagged).
+//!
+//! - `end_to_end_16_topics`: 16 services, each on a topic receiver
+//!   (`subscribe_topic`) of its own topic.
+//!   - `bus_single`: each chunk as 64 `publish` calls;
+//!   - `bus_batch`: each chunk as one `publish_batch` of 64;
+//!   - `mpsc_map`: hand-written baseline, a `HashMap` of topic → tokio mpsc
+//!     sender, one channel per service;
+//!   - `broadcast_and_filter`: the 0.8.0 design, one tokio broadcast channel
+//!     whose 16 receivers each receive every event and keep those matching
+//!     their pattern (`topic_pattern_matches`), as in `topic_fanout_16` of
+//!     `benches/delivery.rs`.
+//! - `end_to_end_100_routes/{bus_single,bus_batch}`: 100 services, each on a
+//!   routed receiver (`subscribe_topic_routed`) of its own topic, 640 events
+//!   each.
+//! - `end_to_end_16_plain/{bus_single,bus_batch}`: 16 services on plain
+//!   receivers (`subscribe`), each receiving every event and counting those
+//!   of its topic.
+//!
+//! The 16-topic and 100-route cases run twice: with the publisher as a task
+//! on the services' runtime (`end_to_end_*`), and on a thread of its own
+//! (`*_thread`: a socket reader, a synchronous producer), where every wakeup
+//! of a parked worker is a cross-thread unpark.
+//!
+//! Event construction is outside the timed region; wrapping in `Arc`,
+//! delivery, wakeups, receiving and dropping the events are inside. Wall
+//! time by default; with `ASTRID_BENCH_CLOCK=cpu`, the CPU time of the whole
+//! process (every thread: publisher, workers) over the run, which on a
+//! shared, overloaded machine leaves out the time the threads sat
+//! preempted but keeps what wakeups cost (syscalls, context switches,
+//! polls).
+//!
+//! After the criterion groups, `ratios` times every case again, interleaved
+//! round by round (`ASTRID_E2E_ROUNDS`, default 7), and prints the median
+//! of each and the ratios between them, all from that one run.
+//!
+//! Run: `cargo bench -p astrid-events --bench end_to_end` (only the ratios:
+//! `cargo bench -p astrid-events --bench end_to_end -- ratios`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use astrid_events::{
+    AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, topic_pattern_matches,
+};
+use cpu_time::ProcessTime;
+use criterion::{Criterion, Throughput};
+use tokio::runtime::Runtime;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Events per run.
+const EVENTS: usize = 64_000;
+/// Events per publisher chunk (one `publish_batch`, or that many `publish`).
+const CHUNK: usize = 64;
+/// Most events a service takes per `recv_many`.
+const RECV_MANY: usize = 256;
+
+/// One case of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    /// Topic receivers, `services` of them; `batch`: `publish_batch`.
+    Topic { services: usize, batch: bool },
+    /// Routed receivers.
+    Routed { services: usize, batch: bool },
+    /// Plain receivers.
+    Plain { services: usize, batch: bool },
+    /// Topic → tokio mpsc map.
+    MpscMap { services: usize },
+    /// 0.8.0's broadcast and filter.
+    BroadcastFilter { services: usize },
+}
+
+impl Case {
+    fn services(self) -> usize {
+        match self {
+            Self::Topic { services, .. }
+            | Self::Routed { services, .. }
+            | Self::Plain { services, .. }
+            | Self::MpscMap { services }
+            | Self::BroadcastFilter { services } => services,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Topic { batch: false, .. }
+            | Self::Routed { batch: false, .. }
+            | Self::Plain { batch: false, .. } => "bus_single",
+            Self::Topic { batch: true, .. }
+            | Self::Routed { batch: true, .. }
+            | Self::Plain { batch: true, .. } => "bus_batch",
+            Self::MpscMap { .. } => "mpsc_map",
+            Self::BroadcastFilter { .. } => "broadcast_and_filter",
+        }
+    }
+}
+
+fn topic(i: usize) -> String {
+    format!("svc.v1.s{i:03}.request")
+}
+
+fn ipc_event(topic: &str) -> AstridEvent {
+    let message = IpcMessage::new(
+        topic,
+        IpcPayload::Custom {
+            data: serde_json::json!({ "ok": true }),
+        },
+        Uuid::nil(),
+    )
+    .with_principal("user-1");
+    AstridEvent::Ipc {
+        metadata: EventMetadata::new("bench"),
+        message,
+    }
+}
+
+fn topic_of(event: &AstridEvent) -> &str {
+    match event {
+        AstridEvent::Ipc { message, .. } => &message.topic,
+        _ => "",
+    }
+}
+
+/// The run's events, round-robin over `topics`, in publisher chunks.
+fn chunks(topics: &[String]) -> Vec<Vec<AstridEvent>> {
+    (0..EVENTS)
+        .map(|i| ipc_event(&topics[i % topics.len()]))
+        .collect::<Vec<_>>()
+        .chunks(CHUNK)
+        .map(<[AstridEvent]>::to_vec)
+        .collect()
+}
+
+/// One run of `case` on `rt`: services spawned and events built untimed,
+/// then timed from the publisher's start until every service has its
+/// share.
+fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
+    let services = case.services();
+    let topics: Vec<String> = (0..services).map(topic).collect();
+    let share = EVENTS / services;
+    let chunks = chunks(&topics);
+    let _entered = rt.enter();
+    let (handles, publisher): (Vec<JoinHandle<()>>, _) = match case {
+        Case::Topic { batch, .. } => {
+            let bus = EventBus::with_capacity(EVENTS);
+            let handles = topics
+                .iter()
+                .map(|t| {
+                    let mut rx = bus.subscribe_topic(t.as_str());
+                    tokio::spawn(async move {
+                        let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
+                        while got < share {
+                            buf.clear();
+                            let n = rx.recv_many(&mut buf, RECV_MANY).await;
+                            assert!(n > 0, "bus gone");
+                            got += n;
+                        }
+                        assert_eq!(rx.drain_lagged(), 0);
+                    })
+                })
+                .collect();
+            (handles, Publisher::Bus(bus, batch))
+        }
+        Case::Routed { batch, .. } => {
+            let bus = EventBus::with_capacity(EVENTS);
+            let handles = topics
+                .iter()
+                .map(|t| {
+                    let mut rx = bus.subscribe_topic_routed(Uuid::nil(), t.as_str(), "svc", "svc");
+                    tokio::spawn(async move {
+                        let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
+                        while got < share {
+                            buf.clear();
+                            let n = rx.recv_many(&mut buf, RECV_MANY).await;
+                            assert!(n > 0, "bus gone");
+                            got += n;
+                        }
+                        assert_eq!(rx.drain_lagged(), 0);
+                    })
+                })
+                .collect();
+            (handles, Publisher::Bus(bus, batch))
+        }
+        Case::Plain { batch, .. } => {
+            let bus = EventBus::with_capacity(EVENTS);
+            let handles = topics
+                .iter()
+                .map(|t| {
+                    let mut rx = bus.subscribe();
+                    let t = t.clone();
+                    tokio::spawn(async move {
+                        let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
+                        while got < share {
+                            buf.clear();
+                            let n = rx.recv_many(&mut buf, RECV_MANY).await;
+                            assert!(n > 0, "bus gone");
+                            got += buf.iter().filter(|e| topic_of(e) == t).count();
+                        }
+                        assert_eq!(rx.drain_lagged(), 0);
+                    })
+                })
+                .collect();
+            (handles, Publisher::Bus(bus, batch))
+        }
+        Case::MpscMap { .. } => {
+            let mut map = HashMap::new();
+            let handles = topics
+                .iter()
+                .map(|t| {
+                    let (tx, mut rx) = mpsc::channel::<Arc<AstridEvent>>(EVENTS);
+                    map.insert(t.clone(), tx);
+                    tokio::spawn(async move {
+                        let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
+                        while got < share {
+                            buf.clear();
+                            let n = rx.recv_many(&mut buf, RECV_MANY).await;
+                            assert!(n > 0, "channel closed");
+                            got += n;
+                        }
+                    })
+                })
+                .collect();
+            (handles, Publisher::Map(map))
+        }
+        Case::BroadcastFilter { .. } => {
+            let (tx, _) = broadcast::channel::<Arc<AstridEvent>>(EVENTS);
+            let handles = topics
+                .iter()
+                .map(|t| {
+                    let mut rx = tx.subscribe();
+                    let pattern = t.clone();
+                    tokio::spawn(async move {
+                        let mut got = 0;
+                        while got < share {
+                            let event = rx.recv().await.expect("never lags, never closed");
+                            if let AstridEvent::Ipc { message, .. } = event.as_ref()
+                                && topic_pattern_matches(&pattern, &message.topic)
+                            {
+                                got += 1;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            (handles, Publisher::Broadcast(tx))
+        }
+    };
+    let start = Stopwatch::start();
+    match place {
+        Place::Task => rt.block_on(async move {
+            let publisher = tokio::spawn(publisher.run(chunks));
+            for h in handles {
+                h.await.expect("service");
+            }
+            publisher.await.expect("publisher");
+            start.elapsed()
+        }),
+        Place::Thread => {
+            let publisher = std::thread::spawn(move || publisher.run_on_thread(chunks));
+            rt.block_on(async move {
+                for h in handles {
+                    h.await.expect("service");
+                }
+            });
+            publisher.join().expect("publisher");
+            start.elapsed()
+        }
+    }
+}
+
+/// Wall or process CPU time (`ASTRID_BENCH_CLOCK=cpu`).
+enum Stopwatch {
+    Wall(Instant),
+    ProcessCpu(ProcessTime),
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        match std::env::var("ASTRID_BENCH_CLOCK").as_deref() {
+            Ok("cpu") => Self::ProcessCpu(ProcessTime::now()),
+            _ => Self::Wall(Instant::now()),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match self {
+            Self::Wall(start) => start.elapsed(),
+            Self::ProcessCpu(start) => start.elapsed(),
+        }
+    }
+}
+
+/// Where the publisher runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A task on the services' runtime, yielding after each chunk.
+    Task,
+    /// A thread of its own (like a socket reader or a synchronous
+    /// producer), publishing chunk after chunk.
+    Thread,
+}
+
+/// The publishing side of one case.
+enum Publisher {
+    Bus(EventBus, bool),
+    Map(HashMap<String, mpsc::Sender<Arc<AstridEvent>>>),
+    Broadcast(broadcast::Sender<Arc<AstridEvent>>),
+}
+
+impl Publisher {
+    /// Publishes one chunk.
+    fn chunk(&self, chunk: Vec<AstridEvent>) {
+        match self {
+            Self::Bus(bus, true) => {
+                bus.publish_batch(chunk);
+            }
+            Self::Bus(bus, false) => {
+                for event in chunk {
+                    bus.publish(event);
+                }
+            }
+            Self::Map(map) => {
+                for event in chunk {
+                    let tx = &map[topic_of(&event)];
+                    tx.try_send(Arc::new(event)).expect("never full");
+                }
+            }
+            Self::Broadcast(tx) => {
+                for event in chunk {
+                    let _ = tx.send(Arc::new(event));
+                }
+            }
+        }
+    }
+
+    fn run_on_thread(self, chunks: Vec<Vec<AstridEvent>>) {
+        for chunk in chunks {
+            self.chunk(chunk);
+        }
+    }
+
+    async fn run(self, chunks: Vec<Vec<AstridEvent>>) {
+        for chunk in chunks {
+            self.chunk(chunk);
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("runtime")
+}
+
+const TOPIC_CASES: [Case; 4] = [
+    Case::Topic {
+        services: 16,
+        batch: false,
+    },
+    Case::Topic {
+        services: 16,
+        batch: true,
+    },
+    Case::MpscMap { services: 16 },
+    Case::BroadcastFilter { services: 16 },
+];
+const ROUTED_CASES: [Case; 2] = [
+    Case::Routed {
+        services: 100,
+        batch: false,
+    },
+    Case::Routed {
+        services: 100,
+        batch: true,
+    },
+];
+const PLAIN_CASES: [Case; 2] = [
+    Case::Plain {
+        services: 16,
+        batch: false,
+    },
+    Case::Plain {
+        services: 16,
+        batch: true,
+    },
+];
+
+fn groups(c: &mut Criterion) {
+    let rt = runtime();
+    for (group, cases, place) in [
+        ("end_to_end_16_topics", &TOPIC_CASES[..], Place::Task),
+        (
+            "end_to_end_16_topics_thread",
+            &TOPIC_CASES[..],
+            Place::Thread,
+        ),
+        ("end_to_end_100_routes", &ROUTED_CASES[..], Place::Task),
+        ("end_to_end_16_plain", &PLAIN_CASES[..], Place::Task),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Elements(EVENTS as u64));
+        g.sample_size(10);
+        for &case in cases {
+            g.bench_function(case.name(), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| run(&rt, case, place)).sum());
+            });
+        }
+        g.finish();
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Every case again, interleaved round by round; medians and ratios.
+fn ratios() {
+    let rounds: usize = std::env::var("ASTRID_E2E_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7)
+        .max(1);
+    let rt = runtime();
+    let groups: [(&str, &[Case], Place); 5] = [
+        ("16 topics, publisher task", &TOPIC_CASES, Place::Task),
+        ("16 topics, publisher thread", &TOPIC_CASES, Place::Thread),
+        ("100 routes, publisher task", &ROUTED_CASES, Place::Task),
+        ("100 routes, publisher thread", &ROUTED_CASES, Place::Thread),
+        ("16 plain, publisher task", &PLAIN_CASES, Place::Task),
+    ];
+    let mut times: Vec<Vec<Vec<Duration>>> = groups
+        .iter()
+        .map(|(_, cases, _)| vec![Vec::new(); cases.len()])
+        .collect();
+    for _ in 0..rounds {
+        for ((_, cases, place), times) in groups.iter().zip(&mut times) {
+            for (&case, t) in cases.iter().zip(times.iter_mut()) {
+                t.push(run(&rt, case, *place));
+            }
+        }
+    }
+    println!("\nend_to_end: median of {rounds} interleaved rounds, {EVENTS} events each");
+    for ((name, cases, _), times) in groups.iter().zip(times) {
+        let medians: Vec<Duration> = times.into_iter().map(median).collect();
+        println!("  {name}:");
+        for (case, d) in cases.iter().zip(&medians) {
+            println!(
+                "    {:<21} {:>8.1} ms  {:>6.0} ns/event",
+                case.name(),
+                d.as_secs_f64() * 1e3,
+                d.as_nanos() as f64 / EVENTS as f64
+            );
+        }
+        let ratio =
+            |slow: usize, fast: usize| medians[slow].as_secs_f64() / medians[fast].as_secs_f64();
+        print!("    batch vs single {:.2}x (target >= 3)", ratio(0, 1));
+        if cases.len() == 4 {
+            print!(
+                ", batch vs 0.8.0 {:.2}x (target >= 5), batch vs mpsc map {:.2}x, \
+                 single vs 0.8.0 {:.2}x",
+                ratio(3, 1),
+                ratio(2, 1),
+                ratio(3, 0)
+            );
+        }
+        println!();
+    }
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .without_plots()
+        .configure_from_args();
+    let only_ratios = std::env::args().skip(1).any(|a| a == "ratios");
+    if !only_ratios {
+        groups(&mut criterion);
+    }
+    // `cargo test --benches` runs each bench once in test mode: keep it short.
+    if std::env::args().any(|a| a == "--bench") {
+        ratios();
+    }
+    criterion.final_summary();
+}
