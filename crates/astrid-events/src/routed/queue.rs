@@ -229,20 +229,24 @@ impl RouteQueue {
         size: u64,
         lossless: bool,
     ) -> PushOutcome {
-        if self.is_oversize(principal.as_deref(), charge) {
+        let worst = charge.saturating_add(slot_charge(principal.as_deref()));
+        if worst > self.budget {
             return PushOutcome::Oversize;
         }
-        if lossless && !self.has_room_for(self.need(&principal, charge)) {
-            return PushOutcome::Full;
-        }
         let mut evicted = Vec::new();
-        // Terminates: an empty queue holds 0 bytes and the event is not
-        // oversize. The need is asked again each time, since an eviction can
-        // empty this very principal's slot.
-        while !self.has_room_for(self.need(&principal, charge)) {
-            match self.evict_oldest() {
-                Some(e) => evicted.push(e),
-                None => break, // unreachable, see above
+        // With room for the worst case (a new slot), no map lookup is needed.
+        if !self.has_room_for(worst) {
+            if lossless && !self.has_room_for(self.need(&principal, charge)) {
+                return PushOutcome::Full;
+            }
+            // Terminates: an empty queue holds 0 bytes and the event is not
+            // oversize. The need is asked again each time, since an eviction
+            // can empty this very principal's slot.
+            while !self.has_room_for(self.need(&principal, charge)) {
+                match self.evict_oldest() {
+                    Some(e) => evicted.push(e),
+                    None => break, // unreachable, see above
+                }
             }
         }
         let seq = self.next_seq;
