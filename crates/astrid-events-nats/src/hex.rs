@@ -37,6 +37,19 @@ pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The `N` bytes whose lowercase hex is `s`, without allocating.
+pub(crate) fn from_hex_array<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
+    if s.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (o, p) in out.iter_mut().zip(s.chunks_exact(2)) {
+        *o = (val(p[0])? << 4) | val(p[1])?;
+    }
+    Some(out)
+}
+
 /// Decimal digits of `n`, written into the end of `buf`.
 pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();

@@ -57,8 +57,7 @@ impl KeyId {
 
     /// Parses the header form (64 lowercase hex characters).
     pub fn parse(s: &str) -> Option<Self> {
-        let bytes = hex::from_hex(s)?;
-        Some(Self(bytes.try_into().ok()?))
+        hex::from_hex_array(s).map(Self)
     }
 }
 
@@ -115,8 +114,9 @@ pub fn signed_bytes(m: &Signed<'_>) -> Vec<u8> {
 #[derive(Clone)]
 pub struct NodeSigner {
     key: SigningKey,
-    /// Header form of the key id, computed once.
     key_id: KeyId,
+    /// Header form of the key id, computed once.
+    key_id_hex: String,
 }
 
 impl fmt::Debug for NodeSigner {
@@ -132,7 +132,11 @@ impl NodeSigner {
     pub fn from_secret_bytes(secret: &[u8; 32]) -> Self {
         let key = SigningKey::from_bytes(secret);
         let key_id = KeyId::of(&key.verifying_key());
-        Self { key, key_id }
+        Self {
+            key,
+            key_id,
+            key_id_hex: key_id.to_string(),
+        }
     }
 
     /// The public key to hand to other nodes' [`TrustedKeys`].
@@ -143,6 +147,11 @@ impl NodeSigner {
     /// The key id conveyed in the key-id header.
     pub fn key_id(&self) -> KeyId {
         self.key_id
+    }
+
+    /// The key id in its header form (64 lowercase hex characters).
+    pub(crate) fn key_id_hex(&self) -> &str {
+        &self.key_id_hex
     }
 
     /// The signature of `m`.
@@ -234,9 +243,7 @@ impl TrustedKeys {
             .keys
             .get(&key_id)
             .ok_or(VerifyError::UntrustedKey(key_id))?;
-        let sig: [u8; 64] = hex::from_hex(sig)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(VerifyError::MalformedSignature)?;
+        let sig: [u8; 64] = hex::from_hex_array(sig).ok_or(VerifyError::MalformedSignature)?;
         key.verify_strict(&signed_bytes(m), &Signature::from_bytes(&sig))
             .map_err(|_| VerifyError::BadSignature)?;
         Ok((key_id, sig))

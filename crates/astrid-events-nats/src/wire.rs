@@ -216,16 +216,16 @@ pub fn encode(event: &AstridEvent, origin_node: &str) -> Result<(HeaderMap, Byte
 /// the last change to those. The body of a signed IPC event must carry no
 /// `signature` of its own (importers reject it otherwise).
 pub fn sign(h: &mut HeaderMap, subject: &str, body: &[u8], signer: &NodeSigner) {
-    let first = |n: &'static str| h.get(name(n)).map(|v| v.as_str().to_owned());
-    let origin = first(headers::ORIGIN_NODE).unwrap_or_default();
-    let link = first(crate::link::LINK);
-    let sig = signer.sign(&Signed {
-        subject,
-        origin_node: &origin,
-        link: link.as_deref(),
-        body,
-    });
-    h.insert(name(headers::KEY_ID), signer.key_id().to_string());
+    let sig = {
+        let first = |n: &'static str| h.get(name(n)).map(|v| v.as_str());
+        signer.sign(&Signed {
+            subject,
+            origin_node: first(headers::ORIGIN_NODE).unwrap_or_default(),
+            link: first(crate::link::LINK),
+            body,
+        })
+    };
+    h.insert(name(headers::KEY_ID), signer.key_id_hex());
     h.insert(name(headers::SIGNATURE), hex::to_hex(&sig));
 }
 
