@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use arbitrary::Arbitrary;
 use astrid_events::{
     AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, MAX_SUBSCRIPTION_BUDGET_BYTES,
-    RoutedEventReceiver, ipc_size_of, topic_pattern_matches,
+    RoutedEventReceiver, Scope, ipc_size_of, topic_pattern_matches,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -295,13 +295,12 @@ fuzz_target!(|ops: Vec<Op>| {
                     let pattern = PATTERNS[usize::from(pattern) % PATTERNS.len()];
                     let scope = scope.map(|p| p.key());
                     let rx = if lossless {
-                        bus.subscribe_topic_routed_lossless(
-                            uuid::Uuid::nil(),
-                            pattern,
-                            "fuzz",
-                            "fuzz",
-                            scope.clone(),
-                        )
+                        bus.subscription(pattern)
+                            .name("fuzz")
+                            .routed(uuid::Uuid::nil(), "fuzz")
+                            .scope(Scope::from(scope.clone()))
+                            .lossless()
+                            .subscribe()
                     } else {
                         bus.subscribe_topic_routed_scoped(
                             uuid::Uuid::nil(),

@@ -439,8 +439,12 @@ impl Demo {
         let role = |r: usize| (capsule_ids[r % n], capsule_label(r % n));
 
         let (id, label) = role(0);
-        let llm =
-            bus.subscribe_topic_routed_lossless(id, "llm.v1.stream.*", label, "llm-frontend", None);
+        let llm = bus
+            .subscription("llm.v1.stream.*")
+            .name("llm-frontend")
+            .routed(id, label)
+            .lossless()
+            .subscribe();
         let (id, label) = role(1);
         let tool_host = bus.subscribe_topic_routed(id, "tool.v1.request.*", label, "tool-host");
         let (id, label) = role(2);
@@ -1200,7 +1204,11 @@ async fn registry(
         if joined.is_none() && Instant::now() >= half {
             // Joins between two publishes of this task, the only publisher
             // on `registry.v1.*`: the retained count is exact.
-            let rx = bus.subscribe_topic_with_last("registry.v1.*", "late-joiner");
+            let rx = bus
+                .subscription("registry.v1.*")
+                .name("late-joiner")
+                .with_last()
+                .subscribe();
             t.late.expect(topics.len() as u64);
             joined = Some(tokio::spawn(late_joiner(
                 rx,

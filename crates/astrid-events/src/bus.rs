@@ -35,13 +35,14 @@ use crate::error::PublishError;
 use crate::event::AstridEvent;
 use crate::held::held_bytes;
 use crate::index::{EntryId, TopicIndex};
-use crate::metrics::{METRIC_BUS_EVENTS_PUBLISHED_TOTAL, UNTAGGED_SUBSCRIBER};
+use crate::metrics::METRIC_BUS_EVENTS_PUBLISHED_TOTAL;
 use crate::rate_limiter::IpcRateLimiter;
 use crate::receiver::{EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription};
 use crate::retain::{Retained, RetentionPolicy};
 use crate::routed::{
     EventCharge, Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
 };
+use crate::scope::Scope;
 use crate::sequencer::Sequencer;
 use crate::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
 
@@ -61,28 +62,6 @@ impl Drop for Reservations {
             route.release(self.amount);
         }
     }
-}
-
-/// How a routed subscription behaves.
-#[derive(Clone, Copy)]
-struct RouteKind {
-    lossless: bool,
-    with_last: bool,
-}
-
-impl RouteKind {
-    const PLAIN: Self = Self {
-        lossless: false,
-        with_last: false,
-    };
-    const LOSSLESS: Self = Self {
-        lossless: true,
-        with_last: false,
-    };
-    const WITH_LAST: Self = Self {
-        lossless: false,
-        with_last: true,
-    };
 }
 
 /// Builds an [`EventBus`] with non-default settings.
@@ -764,32 +743,13 @@ impl EventBus {
         Ok(reached)
     }
 
-    /// Subscribes like
-    /// [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped),
-    /// but the route never evicts: when it is full, a plain `publish` drops
-    /// the new event for this route (counted, reported by `drain_lagged`),
-    /// and [`publish_with_backpressure`](Self::publish_with_backpressure)
-    /// waits for room. For streams that must not be cut, like LLM tokens.
-    #[must_use]
-    pub fn subscribe_topic_routed_lossless(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-        scope: Option<PrincipalKey>,
-    ) -> RoutedEventReceiver {
-        self.add_route(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            scope,
-            RouteKind::LOSSLESS,
-        )
-    }
-
     /// Subscribes to every event. Lag is reported under `untagged`.
+    ///
+    /// This and the other `subscribe*` methods are 0.8.0's surface, kept as
+    /// thin wrappers over the subscription builder
+    /// ([`subscription`](Self::subscription),
+    /// [`subscription_all`](Self::subscription_all)), which also offers
+    /// retained events, lossless routes, every [`Scope`] and checked input.
     ///
     /// Dropping a receiver unsubscribes it, so every `subscribe*` method is
     /// `#[must_use]` (as in 0.8.0): an unbound call is flagged.
@@ -801,19 +761,19 @@ impl EventBus {
     /// ```
     #[must_use]
     pub fn subscribe(&self) -> EventReceiver {
-        self.subscribe_as(UNTAGGED_SUBSCRIBER)
+        self.subscription_all().subscribe()
     }
 
     /// Subscribes to every event; `subscriber` labels its lag metric.
     #[must_use]
     pub fn subscribe_as(&self, subscriber: &'static str) -> EventReceiver {
-        EventReceiver::all(self.shared.broadcast.subscribe(), subscriber)
+        self.subscription_all().name(subscriber).subscribe()
     }
 
     /// Subscribes to IPC events whose topic matches `pattern`.
     #[must_use]
     pub fn subscribe_topic(&self, pattern: impl Into<String>) -> EventReceiver {
-        self.subscribe_topic_as(pattern, UNTAGGED_SUBSCRIBER)
+        self.subscription(pattern).subscribe()
     }
 
     /// Subscribes to IPC events whose topic matches `pattern`; `subscriber`
@@ -827,23 +787,22 @@ impl EventBus {
         pattern: impl Into<String>,
         subscriber: &'static str,
     ) -> EventReceiver {
-        self.add_topic(pattern.into(), subscriber, false)
+        self.subscription(pattern).name(subscriber).subscribe()
     }
 
-    /// Like [`subscribe_topic_as`](Self::subscribe_topic_as), but first
-    /// delivers the retained events whose topic matches `pattern` (oldest
-    /// publish first), then live events, with no gap and no duplicate
-    /// between the two. Without retention it is `subscribe_topic_as`.
-    #[must_use]
-    pub fn subscribe_topic_with_last(
-        &self,
-        pattern: impl Into<String>,
-        subscriber: &'static str,
-    ) -> EventReceiver {
-        self.add_topic(pattern.into(), subscriber, true)
+    /// Registers a plain receiver (see [`EventBus::subscription_all`]).
+    pub(crate) fn add_plain(&self, subscriber: &'static str) -> EventReceiver {
+        EventReceiver::all(self.shared.broadcast.subscribe(), subscriber)
     }
 
-    fn add_topic(
+    /// Whether the bus keeps retained events (`with_last` has something to
+    /// replay).
+    pub(crate) fn retains(&self) -> bool {
+        self.shared.retained.is_some()
+    }
+
+    /// Registers a topic receiver (see [`EventBus::subscription`]).
+    pub(crate) fn add_topic(
         &self,
         pattern: String,
         subscriber: &'static str,
@@ -871,19 +830,19 @@ impl EventBus {
         capsule_id_label: impl Into<String>,
         subscriber: &'static str,
     ) -> RoutedEventReceiver {
-        self.subscribe_topic_routed_scoped(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            None,
-        )
+        self.subscription(topic_pattern)
+            .name(subscriber)
+            .routed(capsule_uuid, capsule_id_label)
+            .subscribe()
     }
 
     /// Like [`subscribe_topic_routed`](Self::subscribe_topic_routed), but
-    /// with `scope: Some(p)` only events whose principal equals `p` are
-    /// admitted. Foreign events are dropped before they touch the budget, are
-    /// not counted as lag and do not wake the receiver.
+    /// only events inside `scope` are admitted: `None` admits every event,
+    /// `Some(None)` only principal-less (system) events, `Some(Some(p))`
+    /// only principal `p`'s (see [`Scope`], which
+    /// [`subscription`](Self::subscription)`(..).routed(..).scope(..)` takes
+    /// directly). Foreign events are dropped before they touch the budget,
+    /// are not counted as lag and do not wake the receiver.
     #[must_use]
     pub fn subscribe_topic_routed_scoped(
         &self,
@@ -893,37 +852,11 @@ impl EventBus {
         subscriber: &'static str,
         scope: Option<PrincipalKey>,
     ) -> RoutedEventReceiver {
-        self.add_route(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            scope,
-            RouteKind::PLAIN,
-        )
-    }
-
-    /// Like [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped),
-    /// but first queues the retained events whose topic matches (scope
-    /// applies: a scoped route gets only its own principal's), then live
-    /// events, with no gap and no duplicate between the two.
-    #[must_use]
-    pub fn subscribe_topic_routed_with_last(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-        scope: Option<PrincipalKey>,
-    ) -> RoutedEventReceiver {
-        self.add_route(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            scope,
-            RouteKind::WITH_LAST,
-        )
+        self.subscription(topic_pattern)
+            .name(subscriber)
+            .routed(capsule_uuid, capsule_id_label)
+            .scope(Scope::from(scope))
+            .subscribe()
     }
 
     /// Adds `target` to the index under `pattern`. With `with_last`, first
@@ -952,36 +885,27 @@ impl EventBus {
         self.shared.indexed.store(index.len(), Ordering::Relaxed);
     }
 
-    fn add_route(
+    /// Registers a routed receiver (see [`Subscription::routed`](crate::Subscription::routed)).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn add_route(
         &self,
         capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_label: impl Into<String>,
+        topic_pattern: String,
+        capsule_label: String,
         subscriber: &'static str,
-        scope: Option<PrincipalKey>,
-        kind: RouteKind,
+        scope: Scope,
+        lossless: bool,
+        with_last: bool,
     ) -> RoutedEventReceiver {
         let id = self.next_id();
-        let topic_pattern: String = topic_pattern.into();
         let pattern: Box<str> = topic_pattern.clone().into_boxed_str();
         let key = RouteKey {
             capsule_uuid,
             topic_pattern,
             subscription_rep: id,
         };
-        let route = Arc::new(Route::new(
-            key,
-            scope,
-            kind.lossless,
-            capsule_label.into(),
-            subscriber,
-        ));
-        self.join_index(
-            &pattern,
-            id,
-            Target::Route(Arc::clone(&route)),
-            kind.with_last,
-        );
+        let route = Arc::new(Route::new(key, scope, lossless, capsule_label, subscriber));
+        self.join_index(&pattern, id, Target::Route(Arc::clone(&route)), with_last);
         self.shared.routes.fetch_add(1, Ordering::Relaxed);
         RoutedEventReceiver::new(route, self.registration(pattern, id))
     }

@@ -1,22 +1,20 @@
-//! The checked paths: publishing and subscribing for untrusted callers.
+//! The checked publish path, for untrusted callers.
 //!
 //! The 0.8.0 entry points (`publish`, `subscribe_topic*`) accept any input
 //! and never panic on it (see `tests/bad_input.rs` for what they do with
-//! malformed topics). The `try_*` entry points here validate first
+//! malformed topics). `try_publish` here validates first
 //! (`validate.rs`), enforce the payload cap and the bus's optional rate limit
 //! (`rate_limiter.rs`), and refuse with a typed error that hands the event
-//! back, so a guest's bad input is rejected without losing anything.
-
-use uuid::Uuid;
+//! back, so a guest's bad input is rejected without losing anything. The
+//! checked subscribe path is the builder's `try_subscribe`
+//! (`subscription.rs`).
 
 use crate::bus::EventBus;
-use crate::error::{PublishError, SubscribeError};
+use crate::error::PublishError;
 use crate::event::AstridEvent;
-use crate::metrics::UNTAGGED_SUBSCRIBER;
 use crate::rate_limiter::{MAX_IPC_PAYLOAD_BYTES, QuotaError};
-use crate::receiver::EventReceiver;
-use crate::routed::{PrincipalKey, RoutedEventReceiver, accounted_size};
-use crate::validate::{validate_pattern, validate_principal, validate_topic};
+use crate::routed::accounted_size;
+use crate::validate::{validate_principal, validate_topic};
 
 impl EventBus {
     /// Publishes `event` after checking it, for events from untrusted
@@ -73,80 +71,5 @@ impl EventBus {
             }
         }
         Ok(self.publish(event))
-    }
-
-    /// [`subscribe_topic_as`](Self::subscribe_topic_as) after checking
-    /// `pattern` with [`validate_pattern`](crate::validate::validate_pattern).
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic_as(
-        &self,
-        pattern: impl Into<String>,
-        subscriber: &'static str,
-    ) -> Result<EventReceiver, SubscribeError> {
-        let pattern = pattern.into();
-        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
-        Ok(self.subscribe_topic_as(pattern, subscriber))
-    }
-
-    /// [`try_subscribe_topic_as`](Self::try_subscribe_topic_as) under the
-    /// `untagged` label.
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic(
-        &self,
-        pattern: impl Into<String>,
-    ) -> Result<EventReceiver, SubscribeError> {
-        self.try_subscribe_topic_as(pattern, UNTAGGED_SUBSCRIBER)
-    }
-
-    /// [`subscribe_topic_routed_scoped`](Self::subscribe_topic_routed_scoped)
-    /// after checking the pattern and the scope principal.
-    ///
-    /// # Errors
-    /// [`SubscribeError`] naming the malformed input.
-    pub fn try_subscribe_topic_routed_scoped(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-        scope: Option<PrincipalKey>,
-    ) -> Result<RoutedEventReceiver, SubscribeError> {
-        let pattern = topic_pattern.into();
-        validate_pattern(&pattern).map_err(SubscribeError::InvalidPattern)?;
-        if let Some(Some(principal)) = &scope {
-            validate_principal(principal).map_err(SubscribeError::InvalidScope)?;
-        }
-        Ok(self.subscribe_topic_routed_scoped(
-            capsule_uuid,
-            pattern,
-            capsule_id_label,
-            subscriber,
-            scope,
-        ))
-    }
-
-    /// [`subscribe_topic_routed`](Self::subscribe_topic_routed) after
-    /// checking the pattern.
-    ///
-    /// # Errors
-    /// [`SubscribeError::InvalidPattern`] if the pattern is malformed.
-    pub fn try_subscribe_topic_routed(
-        &self,
-        capsule_uuid: Uuid,
-        topic_pattern: impl Into<String>,
-        capsule_id_label: impl Into<String>,
-        subscriber: &'static str,
-    ) -> Result<RoutedEventReceiver, SubscribeError> {
-        self.try_subscribe_topic_routed_scoped(
-            capsule_uuid,
-            topic_pattern,
-            capsule_id_label,
-            subscriber,
-            None,
-        )
     }
 }

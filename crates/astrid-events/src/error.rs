@@ -82,14 +82,20 @@ impl std::error::Error for PublishError {
     }
 }
 
-/// Why a checked subscription (`try_subscribe_*`) was refused.
+/// Why a checked subscription ([`Subscription`](crate::Subscription)'s
+/// `try_subscribe`) was refused. Nothing was registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubscribeError {
     /// The pattern is malformed (see [`validate_pattern`](crate::validate::validate_pattern)).
     InvalidPattern(TopicError),
-    /// The scope principal is malformed.
+    /// The scope's principal is malformed (see
+    /// [`validate_principal`](crate::validate::validate_principal)).
     InvalidScope(PrincipalError),
+    /// `with_last` was asked of a bus built without a
+    /// [`RetentionPolicy`](crate::RetentionPolicy): there is nothing to
+    /// replay, and the caller most likely expected there would be.
+    NothingRetained,
 }
 
 impl fmt::Display for SubscribeError {
@@ -97,6 +103,9 @@ impl fmt::Display for SubscribeError {
         match self {
             Self::InvalidPattern(e) => write!(f, "invalid pattern: {e}"),
             Self::InvalidScope(e) => write!(f, "invalid scope principal: {e}"),
+            Self::NothingRetained => {
+                write!(f, "with_last on a bus without retention: nothing to replay")
+            }
         }
     }
 }
@@ -106,6 +115,7 @@ impl std::error::Error for SubscribeError {
         match self {
             Self::InvalidPattern(e) => Some(e),
             Self::InvalidScope(e) => Some(e),
+            Self::NothingRetained => None,
         }
     }
 }

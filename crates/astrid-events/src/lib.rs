@@ -65,7 +65,11 @@ mod retain;
 #[cfg(feature = "runtime")]
 mod routed;
 #[cfg(feature = "runtime")]
+mod scope;
+#[cfg(feature = "runtime")]
 mod sequencer;
+#[cfg(feature = "runtime")]
+pub mod subscription;
 #[cfg(feature = "runtime")]
 mod sync;
 #[cfg(feature = "runtime")]
@@ -103,5 +107,9 @@ pub use routed::{
     DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
     ROUTED_EVENT_OVERHEAD_BYTES, RouteKey, RoutedEventReceiver, ipc_size_of, principal_class_label,
 };
+#[cfg(feature = "runtime")]
+pub use scope::Scope;
+#[cfg(feature = "runtime")]
+pub use subscription::Subscription;
 #[cfg(feature = "runtime")]
 pub use sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};

@@ -7,6 +7,6 @@ pub use crate::{
 
 #[cfg(feature = "runtime")]
 pub use crate::{
-    EventBus, EventReceiver, EventSubscriber, PrincipalKey, RouteKey, RoutedEventReceiver,
-    SubscriberId,
+    EventBus, EventReceiver, EventSubscriber, PrincipalKey, RouteKey, RoutedEventReceiver, Scope,
+    SubscriberId, Subscription,
 };

@@ -26,7 +26,7 @@ use astrid_events::validate::{MAX_PRINCIPAL_BYTES, MAX_TOPIC_BYTES, MAX_TOPIC_SE
 use astrid_events::{
     AstridEvent, DRR_QUANTUM_MIN_BYTES, EventBus, EventReceiver, EventSubscriber,
     MAX_SUBSCRIPTION_BUDGET_BYTES, MAX_SYNC_DISPATCH_DEPTH, PublishError, RoutedEventReceiver,
-    SubscribeError, ipc_size_of,
+    Scope, SubscribeError, ipc_size_of,
 };
 use common::events::{ipc, route_charges, seq_principal};
 
@@ -651,11 +651,13 @@ fn invalid_input_is_refused_with_typed_errors_and_never_panics() {
         }
         for pattern in invalid_patterns() {
             assert!(matches!(
-                bus.try_subscribe_topic(pattern.as_str()),
+                bus.subscription(pattern.as_str()).try_subscribe(),
                 Err(SubscribeError::InvalidPattern(_))
             ));
             assert!(matches!(
-                bus.try_subscribe_topic_routed(uuid::Uuid::nil(), pattern.as_str(), "x", "x"),
+                bus.subscription(pattern.as_str())
+                    .routed(uuid::Uuid::nil(), "x")
+                    .try_subscribe(),
                 Err(SubscribeError::InvalidPattern(_))
             ));
         }
@@ -668,13 +670,10 @@ fn invalid_input_is_refused_with_typed_errors_and_never_panics() {
             bus.publish(event);
             published += 1;
             assert!(matches!(
-                bus.try_subscribe_topic_routed_scoped(
-                    uuid::Uuid::nil(),
-                    "ok.*",
-                    "x",
-                    "x",
-                    Some(Some(principal.clone())),
-                ),
+                bus.subscription("ok.*")
+                    .routed(uuid::Uuid::nil(), "x")
+                    .scope(Scope::Principal(principal.clone()))
+                    .try_subscribe(),
                 Err(SubscribeError::InvalidScope(_))
             ));
         }

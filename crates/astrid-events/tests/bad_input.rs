@@ -279,8 +279,12 @@ async fn non_object_raw_json_payloads_are_delivered_everywhere() {
     let mut plain = bus.subscribe();
     let mut topic = bus.subscribe_topic("raw.*");
     let mut route = routed(&bus, "raw.*");
-    let mut lossless =
-        bus.subscribe_topic_routed_lossless(Uuid::new_v4(), "raw.*", "raw", "raw_lossless", None);
+    let mut lossless = bus
+        .subscription("raw.*")
+        .name("raw_lossless")
+        .routed(Uuid::new_v4(), "raw")
+        .lossless()
+        .subscribe();
 
     let values = [
         json!(5),

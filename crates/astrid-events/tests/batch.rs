@@ -71,7 +71,12 @@ impl Receivers {
             topic_a: bus.subscribe_topic("a.*"),
             topic_x: bus.subscribe_topic("*.x"),
             routed: bus.subscribe_topic_routed(Uuid::nil(), "a.*", "c", "routed"),
-            lossless: bus.subscribe_topic_routed_lossless(Uuid::nil(), "b.*", "c", "ll", None),
+            lossless: bus
+                .subscription("b.*")
+                .name("ll")
+                .routed(Uuid::nil(), "c")
+                .lossless()
+                .subscribe(),
             scoped: bus.subscribe_topic_routed_scoped(
                 Uuid::nil(),
                 "*.*",
@@ -243,7 +248,12 @@ fn every_receiver_kind_is_woken_once_and_takes_the_batch_in_one_call() {
     let mut topic = bus.subscribe_topic("w.*");
     let mut idle = bus.subscribe_topic("idle.*");
     let mut routed = bus.subscribe_topic_routed(Uuid::nil(), "w.*", "c", "r");
-    let mut lossless = bus.subscribe_topic_routed_lossless(Uuid::nil(), "w.*", "c", "l", None);
+    let mut lossless = bus
+        .subscription("w.*")
+        .name("l")
+        .routed(Uuid::nil(), "c")
+        .lossless()
+        .subscribe();
     let mut bufs: Vec<Vec<Arc<AstridEvent>>> = (0..5).map(|_| Vec::new()).collect();
     let [b0, b1, b2, b3, b4] = bufs.as_mut_slice() else {
         unreachable!()

@@ -1,4 +1,4 @@
-//! The checked paths: `try_publish` and `try_subscribe_*` refuse malformed
+//! The checked paths: `try_publish` and the builder's `try_subscribe` refuse malformed
 //! input with a typed error and lose nothing; the 0.8.0 infallible paths
 //! accept the same input without panicking.
 #![cfg(feature = "runtime")]
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use astrid_events::rate_limiter::{MAX_IPC_PAYLOAD_BYTES, QuotaError};
 use astrid_events::validate::TopicError;
-use astrid_events::{EventBus, IpcRateLimiter, PublishError, SubscribeError};
+use astrid_events::{EventBus, IpcRateLimiter, PublishError, Scope, SubscribeError};
 use common::events::{ipc, seq_principal};
 use uuid::Uuid;
 
@@ -89,24 +89,33 @@ fn try_publish_applies_the_configured_rate_limit_per_principal() {
 fn try_subscribe_refuses_bad_patterns_and_scopes() {
     let bus = EventBus::new();
     for pattern in ["", "a*", "a..b", "a.**"] {
-        let err = bus.try_subscribe_topic(pattern).expect_err(pattern);
+        let err = bus
+            .subscription(pattern)
+            .try_subscribe()
+            .expect_err(pattern);
         assert!(
             matches!(err, SubscribeError::InvalidPattern(_)),
             "{pattern:?}"
         );
         assert!(
-            bus.try_subscribe_topic_routed(Uuid::nil(), pattern, "c", "s")
+            bus.subscription(pattern)
+                .routed(Uuid::nil(), "c")
+                .try_subscribe()
                 .is_err()
         );
     }
     let err = bus
-        .try_subscribe_topic_routed_scoped(Uuid::nil(), "a.*", "c", "s", Some(Some(String::new())))
+        .subscription("a.*")
+        .routed(Uuid::nil(), "c")
+        .scope(Scope::Principal(String::new()))
+        .try_subscribe()
         .expect_err("empty scope principal");
     assert!(matches!(err, SubscribeError::InvalidScope(_)));
     assert_eq!(bus.routed_subscription_count(), 0);
-    assert!(bus.try_subscribe_topic("a.*.c").is_ok());
+    assert!(bus.subscription("a.*.c").try_subscribe().is_ok());
     assert!(matches!(
-        bus.try_subscribe_topic("a.b*")
+        bus.subscription("a.b*")
+            .try_subscribe()
             .expect_err("partial wildcard"),
         SubscribeError::InvalidPattern(TopicError::PartialWildcard { .. })
     ));

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
-use astrid_events::{AstridEvent, EventBus, LAG_OTHER_TOPICS, RetentionPolicy};
+use astrid_events::{AstridEvent, EventBus, LAG_OTHER_TOPICS, RetentionPolicy, Scope};
 use common::events::{ipc, seq_principal};
 use uuid::Uuid;
 
@@ -159,7 +159,11 @@ mod retention {
             .expect("retained");
         assert_eq!(seq_principal(&last).0, 2);
 
-        let mut late = bus.subscribe_topic_with_last("registry.v1.*", "late");
+        let mut late = bus
+            .subscription("registry.v1.*")
+            .name("late")
+            .with_last()
+            .subscribe();
         let mut plain = bus.subscribe_topic("registry.v1.*");
         bus.publish(ipc("registry.v1.active_model_changed", None, 30));
         assert_eq!(seq_principal(&late.try_recv().expect("retained")).0, 2);
@@ -174,13 +178,13 @@ mod retention {
         let bus = EventBus::with_retention(RetentionPolicy::all());
         bus.publish(ipc("audit.alice", Some("alice"), 1));
         bus.publish(ipc("audit.bob", Some("bob"), 1));
-        let mut rx = bus.subscribe_topic_routed_with_last(
-            Uuid::new_v4(),
-            "audit.*",
-            "audit",
-            "audit",
-            Some(Some("alice".into())),
-        );
+        let mut rx = bus
+            .subscription("audit.*")
+            .name("audit")
+            .routed(Uuid::new_v4(), "audit")
+            .scope(Scope::Principal("alice".into()))
+            .with_last()
+            .subscribe();
         let got = rx.try_recv_one().expect("alice's retained event");
         assert_eq!(seq_principal(&got).1.as_deref(), Some("alice"));
         assert!(rx.try_recv_one().is_none());
@@ -195,7 +199,7 @@ mod retention {
         }
         assert!(bus.last("t.89").is_none());
         assert!(bus.last("t.90").is_some());
-        let mut rx = bus.subscribe_topic_with_last("t.*", "late");
+        let mut rx = bus.subscription("t.*").name("late").with_last().subscribe();
         let mut n = 0;
         while rx.try_recv().is_some() {
             n += 1;
@@ -225,7 +229,12 @@ mod retention {
         };
         let mut receivers = Vec::new();
         while receivers.len() < 20 && !publisher.is_finished() {
-            receivers.push(bus.subscribe_topic_with_last("state.*", "joiner"));
+            receivers.push(
+                bus.subscription("state.*")
+                    .name("joiner")
+                    .with_last()
+                    .subscribe(),
+            );
             std::thread::yield_now();
         }
         publisher.join().expect("publisher");

@@ -279,8 +279,12 @@ fn bus_shutdown_wakes_a_waiting_receiver() {
 fn backpressure_waiter_is_woken_by_a_pop() {
     model(|| {
         let bus = EventBus::with_capacity(1);
-        let mut rx =
-            bus.subscribe_topic_routed_lossless(uuid::Uuid::nil(), "t.*", "loom", "loom", None);
+        let mut rx = bus
+            .subscription("t.*")
+            .name("loom")
+            .routed(uuid::Uuid::nil(), "loom")
+            .lossless()
+            .subscribe();
         // Over half the budget each: the second waits for the first's pop.
         let big = MAX_SUBSCRIPTION_BUDGET_BYTES / 2 + 1024;
         assert_eq!(bus.publish(event("t.a", "alice", 1, big)), 1);

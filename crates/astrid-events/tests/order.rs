@@ -168,9 +168,17 @@ fn run() -> Outcome {
         while (recorder.0.lock().unwrap().len() as u64) < total / 4 {
             std::thread::yield_now();
         }
-        let topic_late = bus.subscribe_topic_with_last("order.*", "late");
-        let routed_late =
-            bus.subscribe_topic_routed_with_last(capsule, "order.*", "order", "late", None);
+        let topic_late = bus
+            .subscription("order.*")
+            .name("late")
+            .with_last()
+            .subscribe();
+        let routed_late = bus
+            .subscription("order.*")
+            .name("late")
+            .with_last()
+            .routed(capsule, "order")
+            .subscribe();
         (topic_late, routed_late)
     });
     let (mut topic_late, mut routed_late) = (topic_late, routed_late);

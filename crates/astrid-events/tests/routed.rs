@@ -319,7 +319,11 @@ mod lossless {
     use astrid_events::PublishError;
 
     fn lossless_route(bus: &EventBus) -> RoutedEventReceiver {
-        bus.subscribe_topic_routed_lossless(Uuid::new_v4(), "llm.*", "cli", "cli-stream", None)
+        bus.subscription("llm.*")
+            .name("cli-stream")
+            .routed(Uuid::new_v4(), "cli")
+            .lossless()
+            .subscribe()
     }
 
     const BIG: usize = 400 * 1024;

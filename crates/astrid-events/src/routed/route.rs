@@ -25,6 +25,7 @@ use crate::metrics::{
     METRIC_ROUTE_DROPPED_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
 };
 use crate::receiver::Registration;
+use crate::scope::Scope;
 use crate::sync::{Mutex, Notified, Notify};
 
 /// Metric handles of one route, one per principal class, made once at
@@ -120,8 +121,8 @@ impl Offered {
 /// The shared state of one routed subscription.
 pub(crate) struct Route {
     pub(crate) key: RouteKey,
-    /// `Some(p)`: admit only events whose principal equals `p`.
-    scope: Option<PrincipalKey>,
+    /// Which principals' events are admitted (see `scope.rs`).
+    scope: Scope,
     /// A lossless route never evicts; see `EventBus::publish_with_backpressure`.
     pub(crate) lossless: bool,
     subscriber: &'static str,
@@ -144,7 +145,7 @@ fn principal_of(event: &AstridEvent) -> Option<&str> {
 impl Route {
     pub(crate) fn new(
         key: RouteKey,
-        scope: Option<PrincipalKey>,
+        scope: Scope,
         lossless: bool,
         capsule_label: String,
         subscriber: &'static str,
@@ -173,10 +174,7 @@ impl Route {
 
     /// Whether this route admits events of `principal`.
     pub(crate) fn admits(&self, principal: Option<&str>) -> bool {
-        match &self.scope {
-            None => true,
-            Some(scope) => scope.as_deref() == principal,
-        }
+        self.scope.admits(principal)
     }
 
     /// What a publisher waiting for room reserves for an event of `charge`
