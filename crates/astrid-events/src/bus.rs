@@ -223,7 +223,7 @@ pub(crate) struct Shared {
     topic_receivers: AtomicUsize,
     routes: AtomicUsize,
     registry: SubscriberRegistry,
-    /// Last event per topic, for `*_with_last` subscriptions (opt-in).
+    /// Last event per topic, for `with_last` subscriptions (opt-in).
     retained: Option<Mutex<Retained>>,
     /// Consulted by `try_publish` only.
     limit: Option<RateLimit>,
@@ -620,7 +620,7 @@ impl EventBus {
             other => targets.push((other.clone(), After::Nothing)),
         });
         // Stored under the sequencer, like the index change of a
-        // `*_with_last` subscription: see `retain.rs`.
+        // `with_last` subscription: see `retain.rs`.
         if retain && let Some(store) = &self.shared.retained {
             let held = *held.get_or_insert_with(|| held_bytes(metadata, message));
             store.lock().store(event, held);

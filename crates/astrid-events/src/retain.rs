@@ -16,7 +16,7 @@
 //! index is the same `Arc` (its topic is read from it), not a second copy.
 //!
 //! Consistency with live delivery: a publish updates the store, and a
-//! `*_with_last` subscription snapshots it and joins the topic index, each
+//! `with_last` subscription snapshots it and joins the topic index, each
 //! under the bus's publish lock (the sequencer, which guards the index). So
 //! every event is either in the snapshot (published before the subscription
 //! joined) or delivered live, never both and never neither, and the

@@ -16,7 +16,7 @@
 //!   (the next event's subscribers start only after the last subscriber has
 //!   returned from the previous one).
 //!
-//! Retained events handed to a `*_with_last` subscription come before every
+//! Retained events handed to a `with_last` subscription come before every
 //! live event it gets and are older than all of them. Receivers may still
 //! miss events (lag, budget, scope): order is about the events they do get.
 //!

@@ -2,10 +2,10 @@
 //!
 //! # What this module owns
 //! The limits and syntax rules that the bus's checked entry points
-//! (`try_publish`, `try_subscribe_topic*`) enforce before a string reaches
-//! the topic index: [`validate_topic`] for concrete topics a message is
-//! published on, [`validate_pattern`] for subscription patterns, and
-//! [`validate_principal`] for principal names. It is pure (no I/O, no tokio,
+//! (`try_publish`, the subscription builder's `try_subscribe`) enforce
+//! before a string reaches the topic index: [`validate_topic`] for
+//! concrete topics a message is published on, [`validate_pattern`] for
+//! subscription patterns, and [`validate_principal`] for principal names. It is pure (no I/O, no tokio,
 //! no allocation on success) and available without the `runtime` feature.
 //!
 //! # Data flow

@@ -4,7 +4,7 @@
 //! Four threads publish on clones of one bus, each cycling through the same
 //! principals (so one principal's events come from every thread), while a
 //! synchronous subscriber republishes some events from inside `on_event`
-//! and late `*_with_last` subscriptions join mid-stream. Afterwards each
+//! and late `with_last` subscriptions join mid-stream. Afterwards each
 //! receiver's events are checked: inversions are counted and must be 0,
 //! and nothing may be missing. The NATS exporter reads a plain
 //! `subscribe_as` receiver, so the plain receiver here covers its order.
