@@ -55,12 +55,40 @@ use crate::validate::{validate_pattern, validate_principal};
 /// let rx = bus.subscription("tool.v1.*").scope(astrid_events::Scope::System).subscribe();
 /// ```
 ///
-/// nor made lossless, nor can a plain receiver replay retained events:
+/// nor made lossless,
 ///
 /// ```compile_fail
 /// let bus = astrid_events::EventBus::new();
 /// let rx = bus.subscription("tool.v1.*").lossless().subscribe();
+/// ```
+///
+/// nor can a plain receiver replay retained events, or be checked (it takes
+/// no input to check):
+///
+/// ```compile_fail
+/// let bus = astrid_events::EventBus::new();
 /// let all = bus.subscription_all().with_last().subscribe();
+/// ```
+///
+/// ```compile_fail
+/// let bus = astrid_events::EventBus::new();
+/// let all = bus.subscription_all().try_subscribe();
+/// ```
+///
+/// The same chains with the options their kind has compile:
+///
+/// ```
+/// use astrid_events::{EventBus, RetentionPolicy, Scope};
+/// let bus = EventBus::with_retention(RetentionPolicy::all());
+/// let all = bus.subscription_all().name("all").subscribe();
+/// let topic = bus.subscription("tool.v1.*").with_last().subscribe();
+/// let route = bus
+///     .subscription("tool.v1.*")
+///     .routed(uuid::Uuid::nil(), "c")
+///     .scope(Scope::System)
+///     .lossless()
+///     .with_last()
+///     .subscribe();
 /// ```
 #[derive(Debug)]
 #[must_use = "nothing is subscribed until `subscribe` or `try_subscribe` is called"]
