@@ -113,6 +113,15 @@ async fn durable_consumer_stopped_and_restarted_loses_and_duplicates_nothing() {
     .await;
     // Stop the importer mid-stream; the publisher keeps going.
     b1.shutdown().await.unwrap();
+    // The collector task may still be draining what the importer published
+    // locally before it stopped: wait until it holds all of it.
+    wait_for(
+        DEADLINE,
+        "first collector to hold everything the first importer published",
+        || got1.len() as u64 == b1.stats().imported,
+        || format!("collected {} {:?}", got1.len(), b1.stats()),
+    )
+    .await;
     let first = got1.ids();
     assert!(first.len() < N, "the stop was not mid-stream");
 
