@@ -336,8 +336,10 @@ async fn core_topics_across_a_server_kill_lose_only_what_is_counted() {
     assert_eq!(unique.len(), got_ids.len(), "duplicates");
     let sent_set: HashSet<&Uuid> = sent.iter().collect();
     assert!(unique.is_subset(&sent_set));
+    // Every sent event left the exporter's hands in exactly one way (a slow
+    // export task under load may also have lagged behind the bus).
     assert_eq!(
-        sa.exported + sa.dropped_buffer_full + sa.publish_errors,
+        sa.exported + sa.dropped_buffer_full + sa.publish_errors + sa.export_lagged,
         total
     );
 }
