@@ -7,19 +7,79 @@
 //! budgeted) receivers or synchronous subscribers.
 //!
 //! The crate keeps the API and JSON wire format of the published
-//! `astrid-events` 0.8.0.
+//! `astrid-events` 0.8.0: a 0.8.0 user switches by changing the dependency
+//! line (`MIGRATING.md` in the repository lists what is identical and what
+//! changed on purpose, with the reason for each change).
+//!
+//! # A first look
+//!
+#![cfg_attr(
+    all(feature = "runtime", not(feature = "upstream-types")),
+    doc = "```"
+)]
+#![cfg_attr(
+    not(all(feature = "runtime", not(feature = "upstream-types"))),
+    doc = "```ignore"
+)]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use astrid_events::prelude::*;
+//! use std::time::Duration;
+//!
+//! let bus = EventBus::new();
+//! let capsule = uuid::Uuid::new_v4();
+//! // A routed subscription: its own queue per principal, drained fairly.
+//! let mut rx = bus
+//!     .subscription("tool.v1.*")
+//!     .routed(capsule, "fs-capsule")
+//!     .scope(Scope::Principal("alice".into()))
+//!     .subscribe();
+//! let payload = IpcPayload::Custom { data: serde_json::json!({"path": "/tmp/x"}) };
+//! let message = IpcMessage::new("tool.v1.read", payload, capsule).with_principal("alice");
+//! bus.publish(AstridEvent::Ipc { metadata: EventMetadata::new("kernel"), message });
+//! let event = rx.recv(Some(Duration::from_secs(1))).await.expect("delivered");
+//! assert_eq!(event.event_type(), "ipc");
+//! assert_eq!(rx.drain_lagged(), 0); // nothing was dropped for this receiver
+//! # }
+//! ```
+//!
+//! # Subscribers
+//!
+//! Every receiver comes from one builder ([`EventBus::subscription`],
+//! [`EventBus::subscription_all`]); the 0.8.0 `subscribe*` methods are thin
+//! wrappers over it.
+//!
+//! | kind | gets | when it falls behind |
+//! |---|---|---|
+//! | plain: `subscription_all()` (0.8.0 `subscribe`) | every event | oldest skipped, counted in `drain_lagged` |
+//! | topic: `subscription(pattern)` (0.8.0 `subscribe_topic`) | IPC events whose topic matches, through the topic index | own bounded queue; oldest dropped, counted by topic |
+//! | routed: `.routed(capsule, label)` (0.8.0 `subscribe_topic_routed`) | matching IPC events inside its [`Scope`], a FIFO per principal, deficit round-robin across principals | byte budget of what it keeps alive; oldest evicted, counted |
+//! | lossless routed: `.routed(..).lossless()` | as routed, never evicts | `publish` drops and counts; `publish_with_backpressure` waits for room |
+//! | synchronous: [`EventBus::register_subscriber`] | every event, inside `publish` | runs inline |
+//!
+//! Every drop is counted, exported as a metric ([`metrics`]) and reported to
+//! the receiver it was meant for. Publishes from any number of threads form
+//! one total order numbered by the IPC `seq`, and every receiver sees its
+//! events in that order. Every `recv` is cancel safe: an event is taken only
+//! when the future completes.
 //!
 //! # Features
-//! - `runtime` (default): the bus and everything that needs tokio. Without it
-//!   the crate exposes only the schema types and topic matching, and builds
-//!   for `wasm32-wasip1` guests with no tokio in the tree.
-//! - `upstream-types` (off): type identity with the Astrid runtime. `ipc` and
-//!   `llm` become re-exports of `astrid-types` 0.8.0 and `kernel_api` of
-//!   `astrid-core` 0.8.0, exactly as in the published 0.8.0, so runtime crates
-//!   that build `astrid_types::ipc::IpcMessage` values hand them to this bus
-//!   unchanged. The bus, routed subscriptions, index, `ipc_json` and
-//!   validation work on those types. `IpcMessage`'s `Debug` is then the
-//!   runtime's, which prints payload content (see `MIGRATING.md`).
+//!
+//! | feature | default | adds |
+//! |---|---|---|
+//! | `runtime` | on | the bus and everything that needs tokio. Without it the crate is the schema types, topic matching and validation, with no tokio in the tree, for `wasm32-wasip1` guests |
+//! | `stream` | off | receivers as `futures_core::Stream` (`EventReceiver::into_stream`, `RoutedEventReceiver::into_stream`); adds `futures-core` and `tokio-util` |
+//! | `upstream-types` | off | type identity with the Astrid runtime: `ipc` and `llm` are `astrid-types` 0.8.0's modules and `kernel_api` is `astrid-core` 0.8.0's, as in the published 0.8.0; `IpcMessage`'s `Debug` is then the runtime's, which prints payload content |
+//!
+//! # Modules
+//!
+//! Schema (always built): the event taxonomy ([`AstridEvent`],
+//! [`EventMetadata`]), [`ipc`] and [`llm`] payloads, [`ipc_json`] (direct
+//! JSON reader and writer), [`timestamp`], topic matching
+//! ([`topic_pattern_matches`], [`TopicMatcher`]) and [`validate`].
+//! Runtime (`runtime`): [`EventBus`] and its receivers, the subscription
+//! builder ([`subscription`]), [`rate_limiter`], [`monitor`] and [`metrics`]
+//! (every metric name).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
@@ -74,6 +134,8 @@ pub mod subscription;
 mod sync;
 #[cfg(feature = "runtime")]
 mod sync_sub;
+#[cfg(feature = "stream")]
+mod stream;
 
 pub mod prelude;
 
@@ -113,3 +175,11 @@ pub use scope::Scope;
 pub use subscription::Subscription;
 #[cfg(feature = "runtime")]
 pub use sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};
+#[cfg(feature = "stream")]
+pub use stream::{EventStream, RoutedEventStream};
+
+// The package README's example runs as a doctest, so the front page of the
+// crate on crates.io cannot drift from the API.
+#[cfg(all(doctest, feature = "runtime", not(feature = "upstream-types")))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -276,7 +276,7 @@ impl<'bus> Subscription<'bus, Topic> {
     }
 
     /// Registers the receiver after checking the pattern with
-    /// [`validate_pattern`](crate::validate::validate_pattern), for
+    /// [`validate_pattern`], for
     /// patterns from untrusted callers.
     ///
     /// # Errors
@@ -355,7 +355,7 @@ impl Subscription<'_, Routed> {
     }
 
     /// Registers the route after checking the pattern and the scope's
-    /// principal ([`validate_principal`](crate::validate::validate_principal)),
+    /// principal ([`validate_principal`]),
     /// for input from untrusted callers.
     ///
     /// # Errors
