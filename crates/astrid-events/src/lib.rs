@@ -13,10 +13,7 @@
 //!
 //! # A first look
 //!
-#![cfg_attr(
-    all(feature = "runtime", not(feature = "upstream-types")),
-    doc = "```"
-)]
+#![cfg_attr(all(feature = "runtime", not(feature = "upstream-types")), doc = "```")]
 #![cfg_attr(
     not(all(feature = "runtime", not(feature = "upstream-types"))),
     doc = "```ignore"
@@ -129,13 +126,15 @@ mod scope;
 #[cfg(feature = "runtime")]
 mod sequencer;
 #[cfg(feature = "runtime")]
+mod space_saving;
+#[cfg(feature = "stream")]
+mod stream;
+#[cfg(feature = "runtime")]
 pub mod subscription;
 #[cfg(feature = "runtime")]
 mod sync;
 #[cfg(feature = "runtime")]
 mod sync_sub;
-#[cfg(feature = "stream")]
-mod stream;
 
 pub mod prelude;
 
@@ -171,12 +170,12 @@ pub use routed::{
 };
 #[cfg(feature = "runtime")]
 pub use scope::Scope;
+#[cfg(feature = "stream")]
+pub use stream::{EventStream, RoutedEventStream};
 #[cfg(feature = "runtime")]
 pub use subscription::Subscription;
 #[cfg(feature = "runtime")]
 pub use sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};
-#[cfg(feature = "stream")]
-pub use stream::{EventStream, RoutedEventStream};
 
 // The package README's example runs as a doctest, so the front page of the
 // crate on crates.io cannot drift from the API.

@@ -37,6 +37,11 @@ pub const METRIC_ROUTE_DROPPED_TOTAL: &str = "astrid_capsule_route_dropped_total
 /// stay within the retention policy's bounds.
 pub const METRIC_BUS_RETAINED_EVICTIONS_TOTAL: &str = "astrid_bus_retained_evictions_total";
 
+/// The name of the bucket that sums everything not tracked by name, wherever
+/// a count is bounded in names (lag by topic, the monitor's top topics, lag
+/// and eviction tables).
+pub const OTHER_LABEL: &str = "<other>";
+
 /// Label value of [`METRIC_BUS_RECEIVER_LAGGED_TOTAL`] for unnamed receivers.
 pub const UNTAGGED_SUBSCRIBER: &str = "untagged";
 /// `reason` label: a single event larger than the whole route budget.

@@ -36,7 +36,7 @@ const YIELD_EVERY: u32 = 32;
 pub const LAG_TOPICS_TRACKED: usize = 16;
 
 /// Bucket name for lost events whose topic was not tracked by name.
-pub const LAG_OTHER_TOPICS: &str = "<other>";
+pub const LAG_OTHER_TOPICS: &str = crate::metrics::OTHER_LABEL;
 
 /// Receives events published on an [`EventBus`](crate::EventBus).
 ///

@@ -118,7 +118,9 @@ impl EventStream {
     /// (and resets the count); 0 while a `recv` is in flight (the count is
     /// kept and reported by a later call).
     pub fn drain_lagged(&mut self) -> u64 {
-        self.driver.receiver().map_or(0, EventReceiver::drain_lagged)
+        self.driver
+            .receiver()
+            .map_or(0, EventReceiver::drain_lagged)
     }
 
     /// The receiver back, if no `recv` is in flight (between polls that

@@ -76,7 +76,10 @@ async fn routed_stream_yields_each_principals_events_in_order_and_ends() {
     assert_eq!(alice, vec![1, 3, 5]);
     assert_eq!(bob, vec![2, 4, 6]);
     assert_eq!(stream.drain_lagged(), 0);
-    assert!(stream.into_inner().is_some(), "the receiver comes back after the end");
+    assert!(
+        stream.into_inner().is_some(),
+        "the receiver comes back after the end"
+    );
 }
 
 #[tokio::test]
