@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod events;
+#[cfg(feature = "runtime")]
+pub mod routed_model;
 
 use std::path::PathBuf;
 
