@@ -83,58 +83,17 @@
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod event;
-#[cfg(not(feature = "upstream-types"))]
-pub mod ipc;
-// With `upstream-types`, `ipc`, `llm` and `kernel_api` are the Astrid
-// runtime's own modules (as in 0.8.0); see `ipc_upstream.rs`.
-#[cfg(feature = "upstream-types")]
-#[path = "ipc_upstream.rs"]
-pub mod ipc;
-pub mod ipc_json;
-#[cfg(not(feature = "upstream-types"))]
-pub mod llm;
-mod payload_ext;
-#[cfg(feature = "runtime")]
-pub mod rate_limiter;
-pub mod timestamp;
-mod topic;
-pub mod validate;
+// The crate's two halves are two folders. `schema/` is always built: what
+// an event is (taxonomy, IPC and LLM payloads, JSON fast paths, timestamps,
+// topic matching, validation), with no tokio, for capsules and wasm guests.
+// `runtime/` is the `runtime` feature: the bus and everything that moves
+// events (receivers, topic index, routed subscriptions, retention,
+// synchronous subscribers, rate limiting, monitoring, metrics). The public
+// paths are the same as 0.8.0's: modules are re-exported at the root below.
+mod schema;
 
 #[cfg(feature = "runtime")]
-mod bus;
-#[cfg(feature = "runtime")]
-mod checked;
-#[cfg(feature = "runtime")]
-mod error;
-#[cfg(feature = "runtime")]
-mod held;
-#[cfg(feature = "runtime")]
-mod index;
-#[cfg(feature = "runtime")]
-pub mod metrics;
-#[cfg(feature = "runtime")]
-pub mod monitor;
-#[cfg(feature = "runtime")]
-mod receiver;
-#[cfg(feature = "runtime")]
-mod retain;
-#[cfg(feature = "runtime")]
-mod routed;
-#[cfg(feature = "runtime")]
-mod scope;
-#[cfg(feature = "runtime")]
-mod sequencer;
-#[cfg(feature = "runtime")]
-mod space_saving;
-#[cfg(feature = "stream")]
-mod stream;
-#[cfg(feature = "runtime")]
-pub mod subscription;
-#[cfg(feature = "runtime")]
-mod sync;
-#[cfg(feature = "runtime")]
-mod sync_sub;
+mod runtime;
 
 pub mod prelude;
 
@@ -142,16 +101,18 @@ pub mod prelude;
 pub use astrid_core::kernel_api;
 #[cfg(feature = "upstream-types")]
 pub use astrid_types::llm;
-pub use event::{AstridEvent, EventMetadata};
+#[cfg(feature = "runtime")]
+pub use runtime::{metrics, monitor, rate_limiter, subscription};
+#[cfg(not(feature = "upstream-types"))]
+pub use schema::llm;
+pub use schema::{ipc, ipc_json, timestamp, validate};
+
 pub use ipc::{IpcMessage, IpcPayload};
 #[cfg(feature = "runtime")]
 pub use rate_limiter::IpcRateLimiter;
-pub use topic::{TopicMatcher, topic_pattern_matches};
+pub use schema::event::{AstridEvent, EventMetadata};
+pub use schema::topic::{TopicMatcher, topic_pattern_matches};
 
-#[cfg(feature = "runtime")]
-pub use bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
-#[cfg(feature = "runtime")]
-pub use error::{PublishError, SubscribeError};
 #[cfg(feature = "runtime")]
 pub use metrics::{
     METRIC_ROUTE_ACTIVE_PRINCIPALS, METRIC_ROUTE_BUDGET_BYTES_IN_USE,
@@ -160,22 +121,26 @@ pub use metrics::{
 #[cfg(feature = "runtime")]
 pub use monitor::{BusMonitor, MonitorRecorder, MonitorSnapshot};
 #[cfg(feature = "runtime")]
-pub use receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
+pub use runtime::bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
 #[cfg(feature = "runtime")]
-pub use retain::RetentionPolicy;
+pub use runtime::error::{PublishError, SubscribeError};
 #[cfg(feature = "runtime")]
-pub use routed::{
+pub use runtime::receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
+#[cfg(feature = "runtime")]
+pub use runtime::retain::RetentionPolicy;
+#[cfg(feature = "runtime")]
+pub use runtime::routed::{
     DRR_QUANTUM_MIN_BYTES, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
     ROUTED_EVENT_OVERHEAD_BYTES, RouteKey, RoutedEventReceiver, ipc_size_of, principal_class_label,
 };
 #[cfg(feature = "runtime")]
-pub use scope::Scope;
+pub use runtime::scope::Scope;
 #[cfg(feature = "stream")]
-pub use stream::{EventStream, RoutedEventStream};
+pub use runtime::stream::{EventStream, RoutedEventStream};
+#[cfg(feature = "runtime")]
+pub use runtime::sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};
 #[cfg(feature = "runtime")]
 pub use subscription::Subscription;
-#[cfg(feature = "runtime")]
-pub use sync_sub::{EventSubscriber, MAX_SYNC_DISPATCH_DEPTH, SubscriberId};
 
 // The package README's example runs as a doctest, so the front page of the
 // crate on crates.io cannot drift from the API.

@@ -18,15 +18,15 @@ use super::{
     CLASSES, DRR_QUANTUM_MIN_BYTES, EventCharge, MAX_SUBSCRIPTION_BUDGET_BYTES, PrincipalKey,
     RouteKey, class_index,
 };
-use crate::event::AstridEvent;
 use crate::metrics::{
     DROP_LOSSLESS_FULL, DROP_OVERSIZE, METRIC_ROUTE_ACTIVE_PRINCIPALS,
     METRIC_ROUTE_BUDGET_BYTES_IN_USE, METRIC_ROUTE_BYTE_EVICTIONS_TOTAL,
     METRIC_ROUTE_DROPPED_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
 };
-use crate::receiver::Registration;
-use crate::scope::Scope;
-use crate::sync::{Mutex, Notified, Notify};
+use crate::runtime::receiver::Registration;
+use crate::runtime::scope::Scope;
+use crate::runtime::sync::{Mutex, Notified, Notify};
+use crate::schema::event::AstridEvent;
 
 /// Metric handles of one route, one per principal class, made once at
 /// subscription so the hot path does no label lookups.

@@ -9,11 +9,11 @@
 //! checked subscribe path is the builder's `try_subscribe`
 //! (`subscription.rs`).
 
-use crate::bus::EventBus;
-use crate::error::PublishError;
-use crate::event::AstridEvent;
 use crate::rate_limiter::{MAX_IPC_PAYLOAD_BYTES, QuotaError};
-use crate::routed::accounted_size;
+use crate::runtime::bus::EventBus;
+use crate::runtime::error::PublishError;
+use crate::runtime::routed::accounted_size;
+use crate::schema::event::AstridEvent;
 use crate::validate::{validate_principal, validate_topic};
 
 impl EventBus {

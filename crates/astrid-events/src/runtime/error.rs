@@ -6,8 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::event::AstridEvent;
 use crate::rate_limiter::QuotaError;
+use crate::schema::event::AstridEvent;
 use crate::validate::{PrincipalError, TopicError};
 
 /// Why [`EventBus::publish_with_backpressure`](crate::EventBus::publish_with_backpressure)

@@ -27,7 +27,7 @@
 //!
 //! # What the charges cover
 //!
-//! An event is charged what it holds ([`held`](crate::held)) plus
+//! An event is charged what it holds ([`held`](crate::runtime::held)) plus
 //! [`ROUTED_EVENT_OVERHEAD_BYTES`]: its place in a slot deque, which the
 //! shrink rule keeps within four places per event. A principal with queued
 //! events is charged [`slot_charge`]: its two principal copies (slot and
@@ -44,7 +44,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::event::AstridEvent;
+use crate::schema::event::AstridEvent;
 
 use super::{PrincipalKey, ROUTED_EVENT_OVERHEAD_BYTES};
 
@@ -547,8 +547,8 @@ fn shrink_events(events: &mut VecDeque<Queued>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventMetadata;
     use crate::ipc::{IpcMessage, IpcPayload};
+    use crate::schema::event::EventMetadata;
 
     fn event(principal: Option<&str>, n: u64) -> Arc<AstridEvent> {
         let mut message = IpcMessage::new(

@@ -11,6 +11,6 @@
 //! crate's own type prints the payload tag and signature length only).
 pub use astrid_types::ipc::*;
 
-pub use crate::payload_ext::IpcPayloadExt;
 #[cfg(feature = "runtime")]
 pub use crate::rate_limiter::IpcRateLimiter;
+pub use crate::schema::payload_ext::IpcPayloadExt;

@@ -31,20 +31,22 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::error::PublishError;
-use crate::event::AstridEvent;
-use crate::held::held_bytes;
-use crate::index::{EntryId, TopicIndex};
 use crate::metrics::METRIC_BUS_EVENTS_PUBLISHED_TOTAL;
 use crate::rate_limiter::IpcRateLimiter;
-use crate::receiver::{EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription};
-use crate::retain::{Retained, RetentionPolicy};
-use crate::routed::{
+use crate::runtime::error::PublishError;
+use crate::runtime::held::held_bytes;
+use crate::runtime::index::{EntryId, TopicIndex};
+use crate::runtime::receiver::{
+    EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription,
+};
+use crate::runtime::retain::{Retained, RetentionPolicy};
+use crate::runtime::routed::{
     EventCharge, Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
 };
-use crate::scope::Scope;
-use crate::sequencer::Sequencer;
-use crate::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
+use crate::runtime::scope::Scope;
+use crate::runtime::sequencer::Sequencer;
+use crate::runtime::sync_sub::{self, EventSubscriber, SubscriberId, SubscriberRegistry};
+use crate::schema::event::AstridEvent;
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;

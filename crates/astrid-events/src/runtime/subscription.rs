@@ -26,12 +26,12 @@
 
 use uuid::Uuid;
 
-use crate::bus::EventBus;
-use crate::error::SubscribeError;
 use crate::metrics::UNTAGGED_SUBSCRIBER;
-use crate::receiver::EventReceiver;
-use crate::routed::RoutedEventReceiver;
-use crate::scope::Scope;
+use crate::runtime::bus::EventBus;
+use crate::runtime::error::SubscribeError;
+use crate::runtime::receiver::EventReceiver;
+use crate::runtime::routed::RoutedEventReceiver;
+use crate::runtime::scope::Scope;
 use crate::validate::{validate_pattern, validate_principal};
 
 /// A subscription being built; nothing is registered until a terminal

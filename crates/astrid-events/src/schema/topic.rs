@@ -19,7 +19,7 @@
 //! The same rules drive the topic index (`index.rs`), which answers "which
 //! patterns match this topic" without scanning them all.
 
-use crate::event::AstridEvent;
+use crate::schema::event::AstridEvent;
 
 /// The single-segment / trailing wildcard segment.
 pub(crate) const WILDCARD: &str = "*";
@@ -41,29 +41,6 @@ pub(crate) fn within_depth(topic: &str) -> bool {
         }
     }
     true
-}
-
-#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
-/// The shape of a parsed pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PatternShape {
-    /// Segment counts must be equal.
-    Exact,
-    /// Ends in `.*`: the topic needs at least one segment beyond the prefix.
-    Trailing,
-}
-
-#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
-/// Splits a pattern into the segments that must match one by one, and its
-/// shape. For a trailing pattern the final `*` is not part of the prefix.
-pub(crate) fn split_pattern(pattern: &str) -> (Vec<&str>, PatternShape) {
-    let mut segments: Vec<&str> = pattern.split('.').collect();
-    if segments.len() >= 2 && segments.last() == Some(&WILDCARD) {
-        segments.pop();
-        (segments, PatternShape::Trailing)
-    } else {
-        (segments, PatternShape::Exact)
-    }
 }
 
 #[inline]
@@ -199,9 +176,6 @@ mod tests {
         assert!(topic_pattern_matches("*", ""));
         assert!(topic_pattern_matches("*", "a"));
         assert!(!topic_pattern_matches("*", "a.b"));
-        assert_eq!(split_pattern("*").1, PatternShape::Exact);
-        assert_eq!(split_pattern("a.*").1, PatternShape::Trailing);
-        assert_eq!(split_pattern("a.*"), (vec!["a"], PatternShape::Trailing));
     }
 
     #[test]

@@ -22,10 +22,10 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
-use crate::bus::Shared;
-use crate::event::AstridEvent;
-use crate::index::EntryId;
 use crate::metrics::METRIC_BUS_RECEIVER_LAGGED_TOTAL;
+use crate::runtime::bus::Shared;
+use crate::runtime::index::EntryId;
+use crate::schema::event::AstridEvent;
 
 /// A topic receiver yields to the scheduler after this many events returned
 /// without waiting, so one busy subscriber cannot hold a worker thread.

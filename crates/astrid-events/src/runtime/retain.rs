@@ -27,9 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::Arc;
 
-use crate::event::AstridEvent;
 use crate::metrics::METRIC_BUS_RETAINED_EVICTIONS_TOTAL;
-use crate::topic::topic_pattern_matches;
+use crate::schema::event::AstridEvent;
+use crate::schema::topic::topic_pattern_matches;
 
 /// Which topics a bus retains, and how much.
 ///
@@ -240,8 +240,8 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventMetadata;
     use crate::ipc::{IpcMessage, IpcPayload};
+    use crate::schema::event::EventMetadata;
 
     fn ev(topic: &str) -> Arc<AstridEvent> {
         let payload = IpcPayload::Custom {

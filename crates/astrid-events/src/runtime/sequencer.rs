@@ -46,7 +46,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, fence};
+use crate::runtime::sync::{AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, fence};
 
 /// The bus's publish lock and what it guards: the counters, and `T` (the
 /// bus's topic index, so a publish walks it without a lock of its own).

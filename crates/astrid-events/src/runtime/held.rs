@@ -28,11 +28,11 @@ use std::mem::size_of;
 
 use serde_json::Value;
 
-use crate::event::{AstridEvent, EventMetadata};
 use crate::ipc::{IpcMessage, IpcPayload, OnboardingField, OnboardingFieldType, SelectionOption};
 use crate::llm::{
     ContentPart, LlmToolDefinition, Message, MessageContent, StreamEvent, ToolCall, ToolCallResult,
 };
+use crate::schema::event::{AstridEvent, EventMetadata};
 
 /// Size of the `Arc<AstridEvent>` allocation: strong and weak counters, then
 /// the event, padded to its alignment.

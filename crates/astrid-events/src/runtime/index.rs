@@ -34,7 +34,28 @@
 
 use std::collections::HashMap;
 
-use crate::topic::{MAX_TOPIC_DEPTH, PatternShape, split_pattern, within_depth};
+use crate::schema::topic::{MAX_TOPIC_DEPTH, WILDCARD, within_depth};
+
+/// The shape of a parsed pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatternShape {
+    /// Segment counts must be equal.
+    Exact,
+    /// Ends in `.*`: the topic needs at least one segment beyond the prefix.
+    Trailing,
+}
+
+/// Splits a pattern into the segments that must match one by one, and its
+/// shape. For a trailing pattern the final `*` is not part of the prefix.
+fn split_pattern(pattern: &str) -> (Vec<&str>, PatternShape) {
+    let mut segments: Vec<&str> = pattern.split('.').collect();
+    if segments.len() >= 2 && segments.last() == Some(&WILDCARD) {
+        segments.pop();
+        (segments, PatternShape::Trailing)
+    } else {
+        (segments, PatternShape::Exact)
+    }
+}
 
 /// Identifies one entry in the index.
 pub(crate) type EntryId = u64;
@@ -87,7 +108,7 @@ impl<T> Node<T> {
     }
 
     fn child_mut(&mut self, segment: &str) -> &mut Node<T> {
-        if segment == crate::topic::WILDCARD {
+        if segment == WILDCARD {
             self.next.star.get_or_insert_with(Box::default)
         } else {
             // Look up first so an existing segment costs no allocation.
@@ -112,7 +133,7 @@ impl<T> Node<T> {
             let pos = list.iter().position(|(e, _)| *e == id)?;
             return Some(list.swap_remove(pos).1);
         };
-        if *first == crate::topic::WILDCARD {
+        if *first == crate::schema::topic::WILDCARD {
             let child = self.next.star.as_mut()?;
             let removed = child.remove(rest, shape, id);
             if child.is_empty() {
@@ -266,7 +287,14 @@ impl<T> TopicIndex<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topic::topic_pattern_matches;
+
+    #[test]
+    fn a_lone_star_is_one_segment_and_a_final_star_is_trailing() {
+        assert_eq!(split_pattern("*").1, PatternShape::Exact);
+        assert_eq!(split_pattern("a.*").1, PatternShape::Trailing);
+        assert_eq!(split_pattern("a.*"), (vec!["a"], PatternShape::Trailing));
+    }
+    use crate::schema::topic::topic_pattern_matches;
     use proptest::prelude::*;
 
     fn matches(index: &TopicIndex<u64>, topic: &str) -> Vec<u64> {

@@ -54,15 +54,15 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::bus::EventBus;
-use crate::event::AstridEvent;
-use crate::sync_sub::{EventSubscriber, SubscriberId};
+use crate::runtime::bus::EventBus;
+use crate::runtime::sync_sub::{EventSubscriber, SubscriberId};
+use crate::schema::event::AstridEvent;
 
-pub use crate::space_saving::TopicCount;
+pub use crate::runtime::space_saving::TopicCount;
 // Public only so that `benches/monitor.rs` can measure the summary on its
 // own; not part of the supported API.
 #[doc(hidden)]
-pub use crate::space_saving::SpaceSaving;
+pub use crate::runtime::space_saving::SpaceSaving;
 
 /// Default number of topics tracked by name.
 pub const DEFAULT_TOP_K: usize = 32;

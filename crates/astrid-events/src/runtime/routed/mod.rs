@@ -54,9 +54,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::event::AstridEvent;
 use crate::ipc::IpcMessage;
-use crate::payload_ext::IpcPayloadExt;
+use crate::schema::event::AstridEvent;
+use crate::schema::payload_ext::IpcPayloadExt;
 
 /// The principal an event is published for: `None` is the system (kernel).
 pub type PrincipalKey = Option<String>;

@@ -21,7 +21,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::llm::{LlmResponse, LlmToolDefinition, Message, StreamEvent, ToolCallResult};
-pub use crate::payload_ext::IpcPayloadExt;
+pub use crate::schema::payload_ext::IpcPayloadExt;
 
 /// 0.8.0 exports the limiter from this module too; the runtime imports it
 /// from here.
@@ -378,7 +378,7 @@ impl std::fmt::Debug for IpcMessage {
 #[cfg(test)]
 mod debug_tests {
     use super::*;
-    use crate::payload_ext::IpcPayloadExt;
+    use crate::schema::payload_ext::IpcPayloadExt;
 
     #[test]
     fn debug_never_prints_payload_content_or_signature_bytes() {

@@ -6,7 +6,7 @@
 //! the receiver. `Route::offer_deferred` and `publish_with_backpressure`
 //! both ask [`Scope::admits`]; nothing else decides admission.
 
-use crate::routed::PrincipalKey;
+use crate::runtime::routed::PrincipalKey;
 
 /// Which principals' events a routed subscription admits.
 ///

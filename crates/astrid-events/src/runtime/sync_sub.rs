@@ -44,11 +44,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::bus::EventBus;
-use crate::event::AstridEvent;
 use crate::metrics::{METRIC_BUS_SUBSCRIBER_PANICS_TOTAL, METRIC_BUS_SYNC_DEPTH_DROPPED_TOTAL};
-use crate::sequencer::Turnstile;
-use crate::sync::thread_local;
+use crate::runtime::bus::EventBus;
+use crate::runtime::sequencer::Turnstile;
+use crate::runtime::sync::thread_local;
+use crate::schema::event::AstridEvent;
 
 /// How deep `publish` may recurse through synchronous subscribers.
 pub const MAX_SYNC_DISPATCH_DEPTH: usize = 16;
