@@ -58,6 +58,12 @@ impl NatsServer {
         Self::start_full(false, args.iter().map(|a| (*a).to_owned()).collect())
     }
 
+    /// Server with JetStream (as [`start_jetstream`](Self::start_jetstream))
+    /// and extra command-line arguments (e.g. `-c <config>`).
+    pub fn start_jetstream_with_args(args: &[&str]) -> Self {
+        Self::start_full(true, args.iter().map(|a| (*a).to_owned()).collect())
+    }
+
     fn start_with(jetstream: bool) -> Self {
         Self::start_full(jetstream, Vec::new())
     }
