@@ -2,9 +2,12 @@
 //! the README says: async-nats (0.51, the newest release) drops the whole
 //! connection on a message whose subject or headers are not UTF-8, so the
 //! defence is NATS authorization. These tests show the cut (and that the
-//! bridge reports it), then that with per-node users allowed to publish on
-//! the prefix, an untrusted connection cannot publish there and a stream of
-//! 1,000 events goes through whole while it tries.
+//! bridge reports it), then, under the README's authorization example taken
+//! verbatim from `README.md`: an untrusted connection cannot publish on the
+//! prefix and a stream of 1,000 events goes through whole while it tries;
+//! durable topics work with the per-node users' permissions (JetStream API,
+//! publish acks, pull consumer acks), and the untrusted user can neither
+//! store messages in the stream nor touch it through the JetStream API.
 #![allow(missing_docs)]
 
 mod common;
@@ -12,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use astrid_events::EventBus;
-use astrid_events_nats::Bridge;
+use astrid_events_nats::{Bridge, wire};
 use common::events::{Collector, ipc, key, trusting, wait_for};
 use common::{NatsServer, raw};
 
@@ -52,33 +55,45 @@ async fn a_non_utf8_header_cuts_an_open_server_connection_and_the_cut_is_reporte
     b.shutdown().await.unwrap();
 }
 
-/// Per-node users may publish and subscribe on the bus prefix (plus the
-/// inboxes and the bridge's start-up barrier subject); `guest` may not
-/// publish there.
-const AUTH_CONFIG: &str = r#"
-authorization {
-  NODE = {
-    publish = ["astrid.>", "_INBOX.>", "_ASTRID_BRIDGE.>"]
-    subscribe = ["astrid.>", "_INBOX.>"]
-  }
-  users = [
-    { user = "node-a", password = "secret-a", permissions = $NODE }
-    { user = "node-b", password = "secret-b", permissions = $NODE }
-    { user = "guest", password = "guest", permissions = { publish = { deny = ["astrid.>"] } } }
-  ]
+/// The README's authorization example, verbatim: per-node users `node-a`
+/// and `node-b` may publish and subscribe on the bus prefix (plus inboxes,
+/// the bridge's start-up barrier subject and JetStream's API and acks);
+/// `guest` may not publish on the prefix, the inboxes or JetStream's
+/// subjects. Every password in it is the literal `...`.
+fn readme_auth_config() -> String {
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let text = std::fs::read_to_string(readme).unwrap();
+    let start = text
+        .find("```text\nauthorization {")
+        .expect("README has the authorization example")
+        + "```text\n".len();
+    let len = text[start..].find("```").unwrap();
+    text[start..start + len].to_owned()
 }
-"#;
+
+/// A server configured with [`readme_auth_config`] (kept with the server).
+fn auth_server(jetstream: bool) -> (NatsServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("auth.conf");
+    std::fs::write(&conf, readme_auth_config()).unwrap();
+    let args = ["-c", conf.to_str().unwrap()];
+    let server = if jetstream {
+        NatsServer::start_jetstream_with_args(&args)
+    } else {
+        NatsServer::start_with_args(&args)
+    };
+    (server, dir)
+}
+
+const PASSWORD: &str = "...";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_authorization_an_untrusted_connection_cannot_cut_the_bridge() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("auth.conf");
-    std::fs::write(&conf, AUTH_CONFIG).unwrap();
-    let server = NatsServer::start_with_args(&["-c", conf.to_str().unwrap()]);
+    let (server, _dir) = auth_server(false);
     let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
     let a = Bridge::builder(&bus_a, server.url())
         .node_id("node-a")
-        .user_and_password("node-a", "secret-a")
+        .user_and_password("node-a", PASSWORD)
         .export("t.*")
         .signer(key(1))
         .start()
@@ -87,7 +102,7 @@ async fn with_authorization_an_untrusted_connection_cannot_cut_the_bridge() {
     let got = Collector::spawn(bus_b.subscribe_topic("t.*"));
     let b = Bridge::builder(&bus_b, server.url())
         .node_id("node-b")
-        .user_and_password("node-b", "secret-b")
+        .user_and_password("node-b", PASSWORD)
         .import("t.*")
         .trusted_keys(trusting(&[&key(1)]))
         .start()
@@ -102,7 +117,7 @@ async fn with_authorization_an_untrusted_connection_cannot_cut_the_bridge() {
         if i % 50 == 0 {
             let hostile = hostile.clone();
             let errors = tokio::task::spawn_blocking(move || {
-                raw::hpub_as(port, ("guest", "guest"), b"astrid.t.x", &hostile, b"{}", 5)
+                raw::hpub_as(port, ("guest", PASSWORD), b"astrid.t.x", &hostile, b"{}", 5)
             })
             .await
             .unwrap();
@@ -129,6 +144,134 @@ async fn with_authorization_an_untrusted_connection_cannot_cut_the_bridge() {
     assert_eq!(
         (sb.imported, sb.lost_in_transit, sb.rejected_malformed),
         (1_000, 0, 0)
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_topics_work_under_the_readme_permissions_and_guest_cannot_touch_the_stream() {
+    const N: usize = 200;
+    let (server, _dir) = auth_server(true);
+    let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
+    let a = Bridge::builder(&bus_a, server.url())
+        .node_id("node-a")
+        .user_and_password("node-a", PASSWORD)
+        .export("audit.*")
+        .durable("audit.*")
+        .signer(key(1))
+        .start()
+        .await
+        .unwrap();
+    let got = Collector::spawn(bus_b.subscribe_topic("audit.*"));
+    let b = Bridge::builder(&bus_b, server.url())
+        .node_id("node-b")
+        .user_and_password("node-b", PASSWORD)
+        .import("audit.*")
+        .durable("audit.*")
+        .trusted_keys(trusting(&[&key(1)]))
+        .start()
+        .await
+        .unwrap();
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let ev = ipc("audit.login", Some("alice"), serde_json::json!(i));
+        sent.push(ev.metadata().event_id);
+        bus_a.publish(ev);
+    }
+    wait_for(
+        DEADLINE,
+        "every durable export acked by the stream",
+        || a.stats().exported == N as u64,
+        || format!("{:?}", a.stats()),
+    )
+    .await;
+    wait_for(
+        DEADLINE,
+        "all imported through the consumer",
+        || got.len() == N,
+        || format!("b {:?}", b.stats()),
+    )
+    .await;
+    assert_eq!(got.ids(), sent);
+
+    // The importer's acks reached the server: nothing pending or unacked.
+    // (Read as node-a: a node user may use the JetStream API.)
+    let js = async_nats::jetstream::new(
+        async_nats::ConnectOptions::with_user_and_password("node-a".into(), PASSWORD.into())
+            .connect(server.url())
+            .await
+            .unwrap(),
+    );
+    let mut stream = js.get_stream("astrid_durable").await.unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("node-b").await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut info = consumer.get_info().await.unwrap();
+    while !(info.num_ack_pending == 0 && info.ack_floor.stream_sequence == N as u64) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not acked: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        info = consumer.get_info().await.unwrap();
+    }
+    assert_eq!(info.num_pending, 0, "{info:?}");
+
+    // guest: no message into the stream, nothing into the nodes' inboxes,
+    // no JetStream API (purge, delete, a message deleted by sequence, the
+    // consumer deleted), no acks.
+    let port = server.port();
+    let attempts: [&[u8]; 7] = [
+        b"astrid.audit.login",
+        b"_INBOX.anything",
+        b"$JS.API.STREAM.PURGE.astrid_durable",
+        b"$JS.API.STREAM.DELETE.astrid_durable",
+        b"$JS.API.STREAM.MSG.DELETE.astrid_durable",
+        b"$JS.API.CONSUMER.DELETE.astrid_durable.node-b",
+        b"$JS.ACK.astrid_durable.node-b.1.1.1.0.0",
+    ];
+    for subject in attempts {
+        let (fresh, body) = wire::encode(
+            &ipc("audit.login", Some("mallory"), serde_json::json!("forged")),
+            "node-a",
+        )
+        .unwrap();
+        let block = raw::header_block(b"NATS/1.0", &fresh, b"");
+        let errors = tokio::task::spawn_blocking(move || {
+            raw::hpub_as(port, ("guest", PASSWORD), subject, &block, &body, 1)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            errors.len(),
+            1,
+            "{:?}: {errors:?}",
+            String::from_utf8_lossy(subject)
+        );
+        assert!(errors[0].contains("Permissions Violation"), "{errors:?}");
+    }
+    let state = stream.info().await.unwrap().state.clone();
+    assert_eq!((state.messages, state.last_sequence), (N as u64, N as u64));
+    assert!(
+        stream.consumer_info("node-b").await.is_ok(),
+        "the consumer was deleted"
+    );
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!(
+        (sa.durable_retries, sa.publish_errors, sa.export_errors),
+        (0, 0, 0),
+        "{sa:?}"
+    );
+    assert_eq!(
+        (
+            sb.imported,
+            sb.durable_errors,
+            sb.duplicates_suppressed,
+            sb.disconnects
+        ),
+        (N as u64, 0, 0, 0),
+        "{sb:?}"
     );
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
