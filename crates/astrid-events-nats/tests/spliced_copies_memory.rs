@@ -38,8 +38,9 @@ const PER_KIND: usize = 250;
 const KINDS: usize = 8;
 /// Size of the forged `metadata.source`.
 const BIG_SOURCE: usize = 64 * 1024;
-/// Most messages sent ahead of the importer's count (the server's pending
-/// limit for a slow consumer is 64 MiB; this keeps well under 16 MiB).
+/// Most messages sent ahead of the importer's count, so the server never
+/// sees the importer as a slow consumer (64 MiB pending by default): a
+/// window holds 25 of the 64 KiB copies, ~1.6 MiB.
 const WINDOW: usize = 200;
 /// What the process may hold after the copies beyond what it held before:
 /// the one delivered event queued in the route (~1 KiB charged), plus
