@@ -13,16 +13,18 @@
 //!   wildcard-subject mapping (`*` -> `*`, trailing `.*` -> `>`);
 //! - [`wire`]: the message format, the event's 0.8.0 JSON byte for byte plus
 //!   the `Astrid-Origin-Node`, `Astrid-Principal`, `Astrid-Origin-Seq`,
-//!   `Nats-Msg-Id` (the event id), `Astrid-Key-Id` and `Astrid-Signature`
-//!   headers;
+//!   `Nats-Msg-Id` (the event id), `Astrid-Key-Id`, `Astrid-Signature` and
+//!   `Astrid-Proof` headers;
 //! - [`durable`]: durable topics through a JetStream stream and a durable
 //!   pull consumer (acked publishes, de-duplication by event id);
 //! - [`link`]: per-subject sequence numbers on core messages, so what core
 //!   NATS loses in transit is counted by the importer;
-//! - [`sign`]: ed25519 signatures over a length-prefixed canonical form of
-//!   the whole message (subject, origin node, link header, the body's exact
-//!   bytes), in the `Astrid-Signature` header, with the signer's public key
-//!   (hex) as key id;
+//! - [`sign`]: ed25519 signatures over the SHA-256 digest of a
+//!   length-prefixed canonical form of the whole message (subject, origin
+//!   node, link header, the body's exact bytes), one signature per batch of
+//!   messages sent together (the root of a hash tree, see [`merkle`]), in
+//!   the `Astrid-Signature` header with the message's `Astrid-Proof`, and the
+//!   signer's public key (hex) as key id;
 //! - [`replay`]: each import path delivers a verified event once (a time
 //!   window plus a bounded set of seen events).
 //!
@@ -35,6 +37,7 @@
 pub mod bridge;
 pub mod durable;
 pub mod link;
+pub mod merkle;
 pub mod replay;
 pub mod sign;
 pub mod subject;

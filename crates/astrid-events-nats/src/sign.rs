@@ -1,11 +1,11 @@
-//! Ed25519 signatures over exported messages.
+//! Ed25519 signatures over exported messages (format v3).
 //!
 //! # What is signed
 //!
-//! The bytes an importer delivers from. The signature covers the canonical
-//! byte string [`signed_bytes`] made of
+//! The bytes an importer delivers from. Each message has a 32-byte digest,
+//! [`message_digest`]: SHA-256 of the canonical byte string made of
 //!
-//! 1. the domain tag `astrid-events-nats/signature/v2`,
+//! 1. the domain tag `astrid-events-nats/message/v3`,
 //! 2. the NATS subject the message is published on (prefix and topic),
 //! 3. the origin node id (the `Astrid-Origin-Node` header),
 //! 4. the link value (the `Astrid-Link` header of core messages, see
@@ -16,34 +16,57 @@
 //!
 //! Every variable-length part is prefixed with its length as a big-endian
 //! `u64` and the link with a presence byte, so no two distinct inputs share a
-//! canonical form. The other headers an importer reads (principal, origin
-//! sequence, message id) must equal the body's values (see
-//! [`wire`](crate::wire)), so the body covers them; the key id only names the
-//! key to verify with. The importer decodes the event it delivers from the
-//! verified body itself, not from a re-encoding, so nothing it delivers lies
-//! outside the signature.
+//! canonical form. The body is hashed once, streamed (no copy).
+//!
+//! An exporter signs the messages it sends together (1 to
+//! [`merkle::MAX_LEAVES`]) with one signature: the digests are the leaves of
+//! a hash tree (see [`merkle`](crate::merkle)), and the ed25519 signature
+//! covers the 67 bytes [`batch_bytes`]: the tag
+//! `astrid-events-nats/batch/v3`, the number of leaves as a big-endian `u64`
+//! and the tree's root. Each message carries the signature and its inclusion
+//! proof (header [`PROOF`](crate::wire::headers::PROOF): index, number of
+//! leaves and sibling hashes; absent for a batch of one), so it verifies on
+//! its own. An importer remembers the last few batch signatures that verified
+//! ([`VERIFIED_BATCHES`]), so the rest of a batch costs it a few hashes, not
+//! an ed25519 verification.
+//!
+//! The other headers an importer reads (principal, origin sequence, message
+//! id) must equal the body's values (see [`wire`](crate::wire)), so the body
+//! covers them; the key id only names the key to verify with. The importer
+//! decodes the event it delivers from the verified body itself, not from a
+//! re-encoding, so nothing it delivers lies outside the signature.
 //!
 //! # Where it travels
 //!
 //! The 64 signature bytes travel as lowercase hex in the
 //! [`SIGNATURE`](crate::wire::headers::SIGNATURE) header. The body of a signed
 //! message carries `"signature": null`; the importer sets
-//! `IpcMessage.signature` of the delivered event to the 64 bytes it verified.
-//! The key id, the lowercase hex of the signer's 32-byte ed25519 public key,
-//! travels in the [`KEY_ID`](crate::wire::headers::KEY_ID) header. The
-//! receiver only uses it to look the key up in its configured
-//! [`TrustedKeys`]; a key that is not configured is rejected as
-//! [`VerifyError::UntrustedKey`], never used.
+//! `IpcMessage.signature` of the delivered event to the 64 bytes it verified
+//! (a signature over the batch's root: with the proof, which the event does
+//! not keep, it covers this event). The key id, the lowercase hex of the
+//! signer's 32-byte ed25519 public key, travels in the
+//! [`KEY_ID`](crate::wire::headers::KEY_ID) header. The receiver only uses it
+//! to look the key up in its configured [`TrustedKeys`]; a key that is not
+//! configured is rejected as [`VerifyError::UntrustedKey`], never used.
+//! Verification is ed25519 `verify_strict`.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256};
 
 use crate::hex;
+use crate::merkle::{self, Hash, Path};
 
-/// Domain tag of the canonical byte string (version 2: the whole message).
-const DOMAIN: &[u8] = b"astrid-events-nats/signature/v2";
+/// Domain tag of a message's canonical byte string.
+const MESSAGE_DOMAIN: &[u8] = b"astrid-events-nats/message/v3";
+
+/// Domain tag of the signed batch bytes.
+const BATCH_DOMAIN: &[u8] = b"astrid-events-nats/batch/v3";
+
+/// How many batch signatures an importer remembers as verified.
+pub const VERIFIED_BATCHES: usize = 16;
 
 /// Identifier of a signing key: its ed25519 public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,28 +109,100 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
 }
 
-/// The canonical byte string that is signed for `m` (see the module docs).
-pub fn signed_bytes(m: &Signed<'_>) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(bytes);
+/// SHA-256 of the canonical byte string of `m` (see the module docs).
+pub fn message_digest(m: &Signed<'_>) -> Hash {
+    fn field(h: &mut Sha256, bytes: &[u8]) {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
     }
-    let link_len = m.link.map_or(0, str::len);
-    let mut out = Vec::with_capacity(
-        DOMAIN.len() + m.subject.len() + m.origin_node.len() + link_len + m.body.len() + 41,
-    );
-    field(&mut out, DOMAIN);
-    field(&mut out, m.subject.as_bytes());
-    field(&mut out, m.origin_node.as_bytes());
+    let mut h = Sha256::new();
+    field(&mut h, MESSAGE_DOMAIN);
+    field(&mut h, m.subject.as_bytes());
+    field(&mut h, m.origin_node.as_bytes());
     match m.link {
-        None => out.push(0),
+        None => h.update([0]),
         Some(l) => {
-            out.push(1);
-            field(&mut out, l.as_bytes());
+            h.update([1]);
+            field(&mut h, l.as_bytes());
         }
     }
-    field(&mut out, m.body);
+    field(&mut h, m.body);
+    h.finalize().into()
+}
+
+/// Length of [`batch_bytes`].
+const BATCH_BYTES_LEN: usize = BATCH_DOMAIN.len() + 8 + 32;
+
+/// What the ed25519 signature of a batch covers: the batch tag, the number
+/// of leaves (big-endian `u64`) and the root of their tree.
+pub fn batch_bytes(leaves: usize, root: &Hash) -> [u8; BATCH_BYTES_LEN] {
+    let mut out = [0; BATCH_BYTES_LEN];
+    let (tag, rest) = out.split_at_mut(BATCH_DOMAIN.len());
+    tag.copy_from_slice(BATCH_DOMAIN);
+    let (n, r) = rest.split_at_mut(8);
+    n.copy_from_slice(&(leaves as u64).to_be_bytes());
+    r.copy_from_slice(root);
     out
+}
+
+/// Where one message sits in its signed batch: the inclusion proof that
+/// travels in the [`PROOF`](crate::wire::headers::PROOF) header as
+/// `<index>/<leaves>:<sibling hashes in lowercase hex, lowest first>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Proof {
+    /// Index of the message's leaf.
+    pub index: usize,
+    /// Number of leaves (messages) under the signature.
+    pub leaves: usize,
+    /// Sibling hashes from the leaf up to the root.
+    pub path: Path,
+}
+
+impl Proof {
+    /// The proof of a batch of one (no header).
+    pub const SINGLE: Self = Self {
+        index: 0,
+        leaves: 1,
+        path: Path::EMPTY,
+    };
+
+    /// The header form.
+    pub fn to_header(&self) -> String {
+        let mut s = String::with_capacity(8 + 64 * self.path.hashes().len());
+        s.push_str(hex::decimal(self.index as u64, &mut [0; 20]));
+        s.push('/');
+        s.push_str(hex::decimal(self.leaves as u64, &mut [0; 20]));
+        s.push(':');
+        for h in self.path.hashes() {
+            hex::push_hex(&mut s, h);
+        }
+        s
+    }
+
+    /// Parses the header form; `None` if malformed.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (pos, hashes) = s.split_once(':')?;
+        let (index, leaves) = pos.split_once('/')?;
+        let number = |d: &str| {
+            (!d.is_empty() && d.len() <= 3 && d.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| d.parse::<usize>().ok())
+                .flatten()
+        };
+        let (index, leaves) = (number(index)?, number(leaves)?);
+        if hashes.len() % 64 != 0 || hashes.len() > 64 * merkle::MAX_PROOF_LEN {
+            return None;
+        }
+        let mut path = [[0; 32]; merkle::MAX_PROOF_LEN];
+        let n = hashes.len() / 64;
+        for (i, h) in path.iter_mut().take(n).enumerate() {
+            *h = hex::from_hex_array(&hashes[64 * i..64 * (i + 1)])?;
+        }
+        Some(Self {
+            index,
+            leaves,
+            path: Path::from_hashes(&path[..n])?,
+        })
+    }
 }
 
 /// A node's signing key. `Debug` shows only the key id.
@@ -154,9 +249,30 @@ impl NodeSigner {
         &self.key_id_hex
     }
 
-    /// The signature of `m`.
+    /// The signature of `m` alone (a batch of one: no proof header).
     pub fn sign(&self, m: &Signed<'_>) -> [u8; 64] {
-        self.key.sign(&signed_bytes(m)).to_bytes()
+        self.sign_batch(&[message_digest(m)], &mut [Proof::default()])
+    }
+
+    /// One signature over the messages whose [`message_digest`]s are
+    /// `digests` (1..=[`merkle::MAX_LEAVES`]), and each one's proof in
+    /// `proofs` (same length).
+    ///
+    /// # Panics
+    /// If the lengths are not as stated (a caller's bug).
+    pub fn sign_batch(&self, digests: &[Hash], proofs: &mut [Proof]) -> [u8; 64] {
+        assert_eq!(digests.len(), proofs.len(), "one proof per digest");
+        let mut paths = [Path::EMPTY; merkle::MAX_LEAVES];
+        let paths = &mut paths[..digests.len()];
+        let root = merkle::build(digests, paths);
+        for (i, (proof, path)) in proofs.iter_mut().zip(paths.iter()).enumerate() {
+            *proof = Proof {
+                index: i,
+                leaves: digests.len(),
+                path: *path,
+            };
+        }
+        self.key.sign(&batch_bytes(digests.len(), &root)).to_bytes()
     }
 }
 
@@ -174,6 +290,9 @@ pub enum VerifyError {
     UntrustedKey(KeyId),
     /// The signature is not 64 bytes (128 lowercase hex characters).
     MalformedSignature,
+    /// The proof header is malformed, or its path does not fit its index
+    /// and number of leaves.
+    MalformedProof,
     /// The signature does not verify under the trusted key.
     BadSignature,
 }
@@ -186,6 +305,7 @@ impl fmt::Display for VerifyError {
             Self::MalformedKeyId => f.write_str("malformed key id"),
             Self::UntrustedKey(k) => write!(f, "key {k} is not trusted"),
             Self::MalformedSignature => f.write_str("malformed signature"),
+            Self::MalformedProof => f.write_str("malformed batch proof"),
             Self::BadSignature => f.write_str("signature does not verify"),
         }
     }
@@ -227,14 +347,29 @@ impl TrustedKeys {
         self.keys.is_empty()
     }
 
-    /// Verifies `signature` (the header value, hex) of `m` under the key
-    /// named by `key_id` (the header value), with strict ed25519
-    /// verification. Returns the key id and the signature bytes.
+    /// Verifies `signature` (the header value, hex) of `m`, with `proof`
+    /// (the header value; `None` for a batch of one), under the key named by
+    /// `key_id` (the header value), with strict ed25519 verification.
+    /// Returns the key id and the signature bytes.
     pub fn verify(
         &self,
         key_id: Option<&str>,
         signature: Option<&str>,
+        proof: Option<&str>,
         m: &Signed<'_>,
+    ) -> Result<(KeyId, [u8; 64]), VerifyError> {
+        self.verify_remembering(key_id, signature, proof, m, &mut VerifiedBatches::default())
+    }
+
+    /// [`verify`](Self::verify), skipping the ed25519 check of a batch
+    /// signature `verified` holds, and recording one that verifies.
+    pub(crate) fn verify_remembering(
+        &self,
+        key_id: Option<&str>,
+        signature: Option<&str>,
+        proof: Option<&str>,
+        m: &Signed<'_>,
+        verified: &mut VerifiedBatches,
     ) -> Result<(KeyId, [u8; 64]), VerifyError> {
         let sig = signature.ok_or(VerifyError::Unsigned)?;
         let key_id = KeyId::parse(key_id.ok_or(VerifyError::MissingKeyId)?)
@@ -244,9 +379,70 @@ impl TrustedKeys {
             .get(&key_id)
             .ok_or(VerifyError::UntrustedKey(key_id))?;
         let sig: [u8; 64] = hex::from_hex_array(sig).ok_or(VerifyError::MalformedSignature)?;
-        key.verify_strict(&signed_bytes(m), &Signature::from_bytes(&sig))
+        let proof = match proof {
+            None => Proof::SINGLE,
+            Some(p) => Proof::parse(p).ok_or(VerifyError::MalformedProof)?,
+        };
+        let root =
+            merkle::root_from_path(&message_digest(m), proof.index, proof.leaves, &proof.path)
+                .ok_or(VerifyError::MalformedProof)?;
+        let batch = VerifiedBatch {
+            key: key_id,
+            leaves: proof.leaves,
+            root,
+            sig,
+        };
+        if !verified.contains(&batch) {
+            key.verify_strict(
+                &batch_bytes(proof.leaves, &root),
+                &Signature::from_bytes(&sig),
+            )
             .map_err(|_| VerifyError::BadSignature)?;
+            verified.insert(batch);
+        }
         Ok((key_id, sig))
+    }
+}
+
+/// One batch signature that verified.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct VerifiedBatch {
+    key: KeyId,
+    leaves: usize,
+    root: Hash,
+    sig: [u8; 64],
+}
+
+/// The last [`VERIFIED_BATCHES`] batch signatures that verified (only
+/// those: a signature that failed is never recorded), oldest replaced
+/// first. An entry lets another message of the same batch skip the ed25519
+/// check; the message itself is still hashed and proven to lead to the
+/// signed root.
+#[derive(Default)]
+pub(crate) struct VerifiedBatches {
+    entries: Vec<VerifiedBatch>,
+    /// Next entry to replace once full.
+    next: usize,
+}
+
+impl VerifiedBatches {
+    fn contains(&self, b: &VerifiedBatch) -> bool {
+        self.entries.iter().any(|e| e == b)
+    }
+
+    fn insert(&mut self, b: VerifiedBatch) {
+        if self.entries.len() < VERIFIED_BATCHES {
+            self.entries.push(b);
+        } else {
+            self.entries[self.next] = b;
+            self.next = (self.next + 1) % VERIFIED_BATCHES;
+        }
+    }
+
+    /// Entries held now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -277,7 +473,9 @@ mod tests {
         let (signer, trusted) = setup();
         let sig = hex::to_hex(&signer.sign(&msg()));
         let kid = signer.key_id().to_string();
-        let (k, bytes) = trusted.verify(Some(&kid), Some(&sig), &msg()).unwrap();
+        let (k, bytes) = trusted
+            .verify(Some(&kid), Some(&sig), None, &msg())
+            .unwrap();
         assert_eq!(k, signer.key_id());
         assert_eq!(hex::to_hex(&bytes), sig);
     }
@@ -314,7 +512,7 @@ mod tests {
         for t in tampered {
             assert!(
                 matches!(
-                    trusted.verify(Some(&kid), Some(&sig), &t),
+                    trusted.verify(Some(&kid), Some(&sig), None, &t),
                     Err(VerifyError::BadSignature)
                 ),
                 "{t:?}"
@@ -329,26 +527,26 @@ mod tests {
         let kid = signer.key_id().to_string();
         let m = msg();
         assert!(matches!(
-            trusted.verify(Some(&kid), None, &m),
+            trusted.verify(Some(&kid), None, None, &m),
             Err(VerifyError::Unsigned)
         ));
         assert!(matches!(
-            trusted.verify(None, Some(&sig), &m),
+            trusted.verify(None, Some(&sig), None, &m),
             Err(VerifyError::MissingKeyId)
         ));
         assert!(matches!(
-            trusted.verify(Some("zz"), Some(&sig), &m),
+            trusted.verify(Some("zz"), Some(&sig), None, &m),
             Err(VerifyError::MalformedKeyId)
         ));
         let other = NodeSigner::from_secret_bytes(&[9; 32]);
         let osig = hex::to_hex(&other.sign(&m));
         assert!(matches!(
-            trusted.verify(Some(&other.key_id().to_string()), Some(&osig), &m),
+            trusted.verify(Some(&other.key_id().to_string()), Some(&osig), None, &m),
             Err(VerifyError::UntrustedKey(k)) if k == other.key_id()
         ));
         for bad in ["", "00", &sig[..126], "zz"] {
             assert!(matches!(
-                trusted.verify(Some(&kid), Some(bad), &m),
+                trusted.verify(Some(&kid), Some(bad), None, &m),
                 Err(VerifyError::MalformedSignature)
             ));
         }
@@ -356,19 +554,19 @@ mod tests {
 
     #[test]
     fn canonical_form_is_unambiguous() {
-        let a = signed_bytes(&Signed {
+        let a = message_digest(&Signed {
             subject: "ab",
             origin_node: "c",
             link: None,
             body: b"",
         });
-        let b = signed_bytes(&Signed {
+        let b = message_digest(&Signed {
             subject: "a",
             origin_node: "bc",
             link: None,
             body: b"",
         });
-        let c = signed_bytes(&Signed {
+        let c = message_digest(&Signed {
             subject: "ab",
             origin_node: "c",
             link: Some(""),
@@ -376,6 +574,162 @@ mod tests {
         });
         assert_ne!(a, b);
         assert_ne!(a, c);
+    }
+
+    /// `n` distinct messages (bodies differ).
+    fn bodies(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+            .collect()
+    }
+
+    fn part(body: &[u8]) -> Signed<'_> {
+        Signed { body, ..msg() }
+    }
+
+    #[test]
+    fn each_message_of_a_batch_verifies_on_its_own() {
+        let (signer, trusted) = setup();
+        let kid = signer.key_id().to_string();
+        for n in [2, 3, 17, merkle::MAX_LEAVES] {
+            let bodies = bodies(n);
+            let digests: Vec<Hash> = bodies.iter().map(|b| message_digest(&part(b))).collect();
+            let mut proofs = vec![Proof::default(); n];
+            let sig = hex::to_hex(&signer.sign_batch(&digests, &mut proofs));
+            for (i, (b, p)) in bodies.iter().zip(&proofs).enumerate() {
+                let header = p.to_header();
+                assert_eq!(Proof::parse(&header), Some(*p));
+                assert!(
+                    trusted
+                        .verify(Some(&kid), Some(&sig), Some(&header), &part(b))
+                        .is_ok(),
+                    "{i}/{n}"
+                );
+                // Without its proof, or with another message's, it fails.
+                assert!(matches!(
+                    trusted.verify(Some(&kid), Some(&sig), None, &part(b)),
+                    Err(VerifyError::BadSignature)
+                ));
+                let other = proofs[(i + 1) % n].to_header();
+                assert!(matches!(
+                    trusted.verify(Some(&kid), Some(&sig), Some(&other), &part(b)),
+                    Err(VerifyError::BadSignature)
+                ));
+                // Nor under another number of leaves (the signature covers
+                // it, the path alone may not).
+                for m in (1..=merkle::MAX_LEAVES).filter(|&m| m != n && m > i) {
+                    let claimed = Proof { leaves: m, ..*p }.to_header();
+                    assert!(
+                        trusted
+                            .verify(Some(&kid), Some(&sig), Some(&claimed), &part(b))
+                            .is_err(),
+                        "{i}/{n} as {m}"
+                    );
+                }
+                // A body that is not in the batch fails with any proof.
+                assert!(matches!(
+                    trusted.verify(Some(&kid), Some(&sig), Some(&header), &part(b"{}")),
+                    Err(VerifyError::BadSignature)
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_proofs_are_refused() {
+        let (signer, trusted) = setup();
+        let kid = signer.key_id().to_string();
+        let sig = hex::to_hex(&signer.sign(&msg()));
+        let h = "ab".repeat(32);
+        for bad in [
+            String::new(),
+            "0/2".into(),
+            format!("0/2{h}"),
+            format!("x/2:{h}"),
+            format!("0/y:{h}"),
+            format!("+0/2:{h}"),
+            format!("0/2:{}", &h[..62]),
+            format!("0/2:{}", h.to_uppercase()),
+            format!("2/2:{h}"),
+            format!("0/0:{h}"),
+            format!("0/2:{h}{h}"),
+            format!(
+                "0/{}:{}",
+                merkle::MAX_LEAVES + 1,
+                h.repeat(merkle::MAX_PROOF_LEN + 1)
+            ),
+            format!("0/2:{}", h.repeat(merkle::MAX_PROOF_LEN + 1)),
+            format!("0001/2:{h}"),
+        ] {
+            assert!(
+                matches!(
+                    trusted.verify(Some(&kid), Some(&sig), Some(&bad), &msg()),
+                    Err(VerifyError::MalformedProof)
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_verified_batches_are_remembered() {
+        let (signer, trusted) = setup();
+        let kid = signer.key_id().to_string();
+        let bodies = bodies(4);
+        let digests: Vec<Hash> = bodies.iter().map(|b| message_digest(&part(b))).collect();
+        let mut proofs = vec![Proof::default(); 4];
+        let sig = hex::to_hex(&signer.sign_batch(&digests, &mut proofs));
+        let mut seen = VerifiedBatches::default();
+        // A forged signature over the same root is not remembered ...
+        let mut forged = sig.clone().into_bytes();
+        forged[0] = if forged[0] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(forged).unwrap();
+        let p0 = proofs[0].to_header();
+        assert!(
+            trusted
+                .verify_remembering(
+                    Some(&kid),
+                    Some(&forged),
+                    Some(&p0),
+                    &part(&bodies[0]),
+                    &mut seen
+                )
+                .is_err()
+        );
+        assert_eq!(seen.len(), 0);
+        // ... the real one is, once for the batch, and a tampered message
+        // of the batch still fails with it remembered.
+        for (b, p) in bodies.iter().zip(&proofs) {
+            let p = p.to_header();
+            assert!(
+                trusted
+                    .verify_remembering(Some(&kid), Some(&sig), Some(&p), &part(b), &mut seen)
+                    .is_ok()
+            );
+        }
+        assert_eq!(seen.len(), 1);
+        let mut tampered = bodies[1].clone();
+        tampered[2] ^= 1;
+        let p1 = proofs[1].to_header();
+        assert!(matches!(
+            trusted.verify_remembering(
+                Some(&kid),
+                Some(&sig),
+                Some(&p1),
+                &part(&tampered),
+                &mut seen
+            ),
+            Err(VerifyError::BadSignature)
+        ));
+        // Bounded.
+        for i in 0..3 * VERIFIED_BATCHES {
+            let m = format!("{{\"k\":{i}}}").into_bytes();
+            let s = hex::to_hex(&signer.sign(&part(&m)));
+            trusted
+                .verify_remembering(Some(&kid), Some(&s), None, &part(&m), &mut seen)
+                .unwrap();
+        }
+        assert_eq!(seen.len(), VERIFIED_BATCHES);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! form of the event. Headers (see [`headers`]) carry what a receiver needs
 //! before or besides parsing the JSON: the origin node id, the principal, the
 //! origin sequence number, a message id for JetStream de-duplication and,
-//! on a signed message, the signing key id and the signature (see
-//! [`sign`](crate::sign) for what it covers; [`sign`](fn@sign) adds both). For IPC events the principal and sequence headers must agree
+//! on a signed message, the signing key id, the signature and, when it was
+//! signed in a batch, its proof (see [`sign`](crate::sign) for what they
+//! cover; [`sign`](fn@sign) adds them for a message signed alone). For IPC
+//! events the principal and sequence headers must agree
 //! with the JSON; a disagreement is a [`DecodeError::Mismatch`].
 //!
 //! Header values are plain printable ASCII. A principal that is not (or that
@@ -21,7 +23,8 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::hex;
-use crate::sign::{NodeSigner, Signed};
+use crate::merkle::Hash;
+use crate::sign::{NodeSigner, Proof, Signed, message_digest};
 
 /// Header names.
 pub mod headers {
@@ -35,8 +38,11 @@ pub mod headers {
     pub const MSG_ID: &str = "Nats-Msg-Id";
     /// Hex ed25519 public key that made [`SIGNATURE`].
     pub const KEY_ID: &str = "Astrid-Key-Id";
-    /// Hex ed25519 signature of the message (see [`crate::sign`]).
+    /// Hex ed25519 signature of the message's batch (see [`crate::sign`]).
     pub const SIGNATURE: &str = "Astrid-Signature";
+    /// Inclusion proof of the message in its signed batch, absent for a
+    /// batch of one (see [`Proof`](crate::sign::Proof)).
+    pub const PROOF: &str = "Astrid-Proof";
 }
 
 /// Longest accepted node id.
@@ -66,6 +72,8 @@ pub struct WireMeta {
     pub key_id: Option<String>,
     /// Signature (hex), as sent.
     pub signature: Option<String>,
+    /// Batch proof, as sent.
+    pub proof: Option<String>,
 }
 
 /// A decoded wire message. `Debug` omits the event body.
@@ -210,23 +218,60 @@ pub fn encode(event: &AstridEvent, origin_node: &str) -> Result<(HeaderMap, Byte
     Ok((h, Bytes::from(body)))
 }
 
-/// Signs a message encoded by [`encode`] for publication on `subject`: adds
-/// the key id and signature headers over the subject, the origin node and
-/// link headers present now and `body` (see [`crate::sign`]). Call it after
-/// the last change to those. The body of a signed IPC event must carry no
-/// `signature` of its own (importers reject it otherwise).
+/// Signs a message encoded by [`encode`] for publication on `subject`, as a
+/// batch of one: adds the key id and signature headers over the subject, the
+/// origin node and link headers present now and `body` (see
+/// [`crate::sign`]). Call it after the last change to those. The body of a
+/// signed IPC event must carry no `signature` of its own (importers reject
+/// it otherwise).
 pub fn sign(h: &mut HeaderMap, subject: &str, body: &[u8], signer: &NodeSigner) {
-    let sig = {
-        let first = |n: &'static str| h.get(name(n)).map(|v| v.as_str());
-        signer.sign(&Signed {
-            subject,
-            origin_node: first(headers::ORIGIN_NODE).unwrap_or_default(),
-            link: first(crate::link::LINK),
-            body,
-        })
-    };
+    let digest = signed_digest(h, subject, body);
+    let sig = signer.sign_batch(&[digest], &mut [Proof::SINGLE]);
     h.insert(name(headers::KEY_ID), signer.key_id_hex());
     h.insert(name(headers::SIGNATURE), hex::to_hex(&sig));
+}
+
+/// The [`message_digest`] of a message about to be signed: `subject`, the
+/// origin node and link headers of `h`, and `body`.
+pub(crate) fn signed_digest(h: &HeaderMap, subject: &str, body: &[u8]) -> Hash {
+    let first = |n: &'static str| h.get(name(n)).map(|v| v.as_str());
+    message_digest(&Signed {
+        subject,
+        origin_node: first(headers::ORIGIN_NODE).unwrap_or_default(),
+        link: first(crate::link::LINK),
+        body,
+    })
+}
+
+/// Adds the headers of a message signed in a batch: key id, the batch
+/// signature (`sig_hex`, shared by the batch) and the message's proof (none
+/// for a batch of one).
+pub(crate) fn add_signature(h: &mut HeaderMap, signer: &NodeSigner, sig_hex: &str, proof: &Proof) {
+    h.insert(name(headers::KEY_ID), signer.key_id_hex());
+    h.insert(name(headers::SIGNATURE), sig_hex);
+    if proof.leaves > 1 {
+        h.insert(name(headers::PROOF), proof.to_header());
+    }
+}
+
+/// A copy of `h` without the headers the exporter adds when it sends a core
+/// message (link, key id, signature, proof).
+pub(crate) fn without_send_headers(h: &HeaderMap) -> HeaderMap {
+    let added = [
+        name(crate::link::LINK),
+        name(headers::KEY_ID),
+        name(headers::SIGNATURE),
+        name(headers::PROOF),
+    ];
+    let mut out = HeaderMap::new();
+    for (n, values) in h.iter() {
+        if !added.contains(n) {
+            for v in values {
+                out.append(n.clone(), v.clone());
+            }
+        }
+    }
+    out
 }
 
 /// `serde_json::from_slice::<AstridEvent>`, faster for IPC events in serde's
@@ -252,9 +297,9 @@ pub(crate) fn name(n: &'static str) -> HeaderName {
 #[derive(Default)]
 pub(crate) struct RawHeaders<'a> {
     /// First value of each of [`RawHeaders::NAMES`], in that order.
-    values: [Option<&'a str>; 6],
+    values: [Option<&'a str>; 7],
     /// Whether that header was given more than once.
-    repeated: [bool; 6],
+    repeated: [bool; 7],
     /// The link sequence (see `link`), first value.
     pub(crate) link: Option<&'a str>,
     /// Whether the link header was given more than once.
@@ -263,29 +308,31 @@ pub(crate) struct RawHeaders<'a> {
 
 impl<'a> RawHeaders<'a> {
     /// The headers read, in the order their errors take precedence.
-    const NAMES: [&'static str; 6] = [
+    const NAMES: [&'static str; 7] = [
         headers::ORIGIN_NODE,
         headers::MSG_ID,
         headers::PRINCIPAL,
         headers::ORIGIN_SEQ,
         headers::KEY_ID,
         headers::SIGNATURE,
+        headers::PROOF,
     ];
 
     /// Reads the bridge's headers of `h`.
     pub(crate) fn scan(h: &'a HeaderMap) -> Self {
-        const NAMES: [HeaderName; 6] = [
+        const NAMES: [HeaderName; 7] = [
             HeaderName::from_static(RawHeaders::NAMES[0]),
             HeaderName::from_static(RawHeaders::NAMES[1]),
             HeaderName::from_static(RawHeaders::NAMES[2]),
             HeaderName::from_static(RawHeaders::NAMES[3]),
             HeaderName::from_static(RawHeaders::NAMES[4]),
             HeaderName::from_static(RawHeaders::NAMES[5]),
+            HeaderName::from_static(RawHeaders::NAMES[6]),
         ];
         const LINK: HeaderName = HeaderName::from_static(crate::link::LINK);
         let mut raw = Self {
-            values: [None; 6],
-            repeated: [false; 6],
+            values: [None; 7],
+            repeated: [false; 7],
             link: None,
             link_repeated: false,
         };
@@ -334,6 +381,7 @@ pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeEr
             msg_id: m.msg_id.to_owned(),
             key_id: m.key_id.map(str::to_owned),
             signature: m.signature.map(str::to_owned),
+            proof: m.proof.map(str::to_owned),
         },
     })
 }
@@ -346,6 +394,7 @@ pub(crate) struct WireMetaRef<'a> {
     pub(crate) msg_id: &'a str,
     pub(crate) key_id: Option<&'a str>,
     pub(crate) signature: Option<&'a str>,
+    pub(crate) proof: Option<&'a str>,
     pub(crate) link: Option<&'a str>,
 }
 
@@ -377,6 +426,7 @@ pub(crate) fn decode_ref<'a>(
         .transpose()?;
     let key_id = h.get(4)?;
     let signature = h.get(5)?;
+    let proof = h.get(6)?;
     let link = h.link()?;
 
     let event = decode_event(payload)?;
@@ -405,6 +455,7 @@ pub(crate) fn decode_ref<'a>(
             msg_id,
             key_id,
             signature,
+            proof,
             link,
         },
     ))

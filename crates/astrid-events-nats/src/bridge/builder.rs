@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::connection::ConnectionWatch;
 use super::error::StartError;
 use super::export::export_loop;
+use super::feed::ExportFeed;
 use super::handle::{Bridge, Tasks};
 use super::ids::ImportedIds;
 use super::import::{ImportPolicy, ImportState};
@@ -29,7 +30,7 @@ use super::{DEFAULT_MAX_OUTBOUND_BYTES, DEFAULT_PREFIX, IMPORTED_IDS_CAPACITY};
 use crate::durable::{self, DurableConfig};
 use crate::link::LinkTracker;
 use crate::replay::{self, ReplayGuard};
-use crate::sign::{NodeSigner, TrustedKeys};
+use crate::sign::{NodeSigner, TrustedKeys, VerifiedBatches};
 use crate::subject;
 use crate::wire;
 
@@ -377,6 +378,7 @@ impl BridgeBuilder {
         let new_state = || ImportState {
             replay: ReplayGuard::new(window, capacity),
             links: LinkTracker::default(),
+            verified: VerifiedBatches::default(),
         };
         let shared = Arc::new(Shared {
             bus: self.bus.clone(),
@@ -404,13 +406,8 @@ impl BridgeBuilder {
         });
 
         watch.attach(&shared);
-        let receiver = self.bus.subscribe_as("astrid-events-nats");
-        let exporter = tokio::spawn(export_loop(
-            Arc::clone(&shared),
-            receiver,
-            client.clone(),
-            js,
-        ));
+        let feed = ExportFeed::new(&self.bus, &shared.export, shared.export_lifecycle);
+        let exporter = tokio::spawn(export_loop(Arc::clone(&shared), feed, client.clone(), js));
         let importer = tokio::spawn(core_import_loop(Arc::clone(&shared), subs));
         let durable_importer = consumer.map(|c| {
             let target = DurableTarget {

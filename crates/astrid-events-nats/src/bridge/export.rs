@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use astrid_events::{AstridEvent, EventReceiver, topic_pattern_matches};
+use astrid_events::{AstridEvent, topic_pattern_matches};
 use async_nats::Client;
 use async_nats::connection::State;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
@@ -14,26 +14,32 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 
+use super::feed::ExportFeed;
 use super::lock;
 use super::outbound::Outgoing;
 use super::shared::Shared;
 use super::stats::Counters;
 use crate::durable;
+use crate::hex;
 use crate::link::{self, LinkStamper};
-use crate::sign::NodeSigner;
+use crate::merkle;
+use crate::sign::{NodeSigner, Proof};
 use crate::subject;
 use crate::wire;
 
 impl Shared {
-    pub(super) fn encode_export(&self, event: &AstridEvent) -> Option<Outgoing> {
+    /// Encodes `event` for export, if it is exported. `matched`: the topic
+    /// index already matched it against the export patterns.
+    pub(super) fn encode_export(&self, event: &AstridEvent, matched: bool) -> Option<Outgoing> {
         let c = &self.counters;
         let mut durable = false;
         let subject = match event {
             AstridEvent::Ipc { message, .. } => {
-                if !self
-                    .export
-                    .iter()
-                    .any(|p| topic_pattern_matches(p, &message.topic))
+                if !matched
+                    && !self
+                        .export
+                        .iter()
+                        .any(|p| topic_pattern_matches(p, &message.topic))
                 {
                     return None;
                 }
@@ -97,21 +103,22 @@ const SEND_BATCH: usize = 64;
 const EXPORT_BATCH: usize = 128;
 
 /// Encodes and queues `events` (emptying it) and counts what the bus
-/// receiver lost.
+/// receivers lost.
 fn export_events(
     shared: &Shared,
-    rx: &mut EventReceiver,
+    feed: &mut ExportFeed,
     events: &mut Vec<Arc<AstridEvent>>,
     encoded: &mut Vec<Outgoing>,
 ) {
+    let matched = !matches!(feed, ExportFeed::All(_));
     // Encoded as a batch and queued under one lock.
     for ev in events.drain(..) {
-        if let Some(msg) = shared.encode_export(&ev) {
+        if let Some(msg) = shared.encode_export(&ev, matched) {
             encoded.push(msg);
         }
     }
     shared.queue_exports(encoded);
-    let lagged = rx.drain_lagged();
+    let lagged = feed.drain_lagged();
     if lagged > 0 {
         shared.counters.export_lagged.add(lagged);
     }
@@ -122,21 +129,52 @@ type AckResult = (
     Result<PublishAck, async_nats::jetstream::context::PublishError>,
 );
 
-/// Sends one core (non-durable) message: stamps its link sequence, signs it
-/// (with a signer), publishes it, counts the outcome. Returns the bytes it was charged to the buffer,
-/// for the caller to release.
+/// Stamps the link sequence of each core message of `chunk` and, with a
+/// signer, signs them with one signature (see [`crate::sign`]); at most
+/// [`merkle::MAX_LEAVES`] messages.
+fn prepare_core(stamper: &mut LinkStamper, signer: Option<&NodeSigner>, chunk: &mut [Outgoing]) {
+    debug_assert!(chunk.len() <= merkle::MAX_LEAVES);
+    for msg in chunk.iter_mut() {
+        let seq = stamper.stamp(&msg.subject);
+        msg.headers.insert(wire::name(link::LINK), seq);
+    }
+    let Some(signer) = signer else {
+        return;
+    };
+    let mut digests = [[0; 32]; merkle::MAX_LEAVES];
+    for (d, msg) in digests.iter_mut().zip(chunk.iter()) {
+        *d = wire::signed_digest(&msg.headers, &msg.subject, &msg.payload);
+    }
+    let mut proofs = [Proof::SINGLE; merkle::MAX_LEAVES];
+    let n = chunk.len();
+    let sig = signer.sign_batch(&digests[..n], &mut proofs[..n]);
+    let sig = hex::to_hex(&sig);
+    for (msg, proof) in chunk.iter_mut().zip(&proofs) {
+        wire::add_signature(&mut msg.headers, signer, &sig, proof);
+    }
+}
+
+/// Undoes [`prepare_core`] for messages of a chunk that were not sent (the
+/// tail of it, given in order): gives their sequence numbers back and drops
+/// the headers it added.
+fn unprepare_core(stamper: &mut LinkStamper, unsent: &mut [Outgoing]) {
+    for msg in unsent.iter_mut().rev() {
+        stamper.unstamp(&msg.subject);
+        msg.headers = wire::without_send_headers(&msg.headers);
+    }
+}
+
+/// Publishes one prepared core message and counts the outcome; on failure
+/// gives its sequence number back if no later message of `rest` took one on
+/// its subject. Returns the bytes it was charged to the buffer, for the
+/// caller to release.
 async fn send_core(
     client: &Client,
     stamper: &mut LinkStamper,
-    signer: Option<&NodeSigner>,
     c: &Counters,
-    mut msg: Outgoing,
+    msg: Outgoing,
+    rest: &[Outgoing],
 ) -> usize {
-    let seq = stamper.stamp(&msg.subject);
-    msg.headers.insert(wire::name(link::LINK), seq);
-    if let Some(signer) = signer {
-        wire::sign(&mut msg.headers, &msg.subject, &msg.payload, signer);
-    }
     let size = msg.size;
     let subject = async_nats::Subject::from(msg.subject);
     match client
@@ -145,12 +183,52 @@ async fn send_core(
     {
         Ok(()) => c.exported.bump(),
         Err(e) => {
-            stamper.unstamp(&subject);
+            // Otherwise importers count the number as lost in transit.
+            if !rest.iter().any(|m| *m.subject == *subject) {
+                stamper.unstamp(&subject);
+            }
             tracing::warn!(error = %e, "astrid-events-nats: publish failed");
             c.publish_errors.bump();
         }
     }
     size
+}
+
+/// Sends `core` (core messages taken from the buffer, in order) in chunks of
+/// at most [`merkle::MAX_LEAVES`], each prepared (stamped, signed) just
+/// before it goes. What is not handed to NATS because the connection is
+/// down goes back to the front of the buffer, unprepared.
+async fn send_core_batch(
+    shared: &Shared,
+    client: &Client,
+    stamper: &mut LinkStamper,
+    core: &mut VecDeque<Outgoing>,
+    chunk: &mut VecDeque<Outgoing>,
+) {
+    let c = &shared.counters;
+    let mut released = 0;
+    while !core.is_empty() {
+        if client.connection_state() != State::Connected {
+            shared.outbound.requeue_front(core.drain(..).collect());
+            break;
+        }
+        let n = core.len().min(merkle::MAX_LEAVES);
+        chunk.extend(core.drain(..n));
+        prepare_core(stamper, shared.signer.as_ref(), chunk.make_contiguous());
+        while let Some(msg) = chunk.pop_front() {
+            if client.connection_state() != State::Connected {
+                // Not handed to NATS while it is down: back in the buffer.
+                chunk.push_front(msg);
+                unprepare_core(stamper, chunk.make_contiguous());
+                let mut back: Vec<Outgoing> = chunk.drain(..).collect();
+                back.extend(core.drain(..));
+                shared.outbound.requeue_front(back);
+                break;
+            }
+            released += send_core(client, stamper, c, msg, chunk.make_contiguous()).await;
+        }
+    }
+    shared.outbound.release(released);
 }
 
 /// The exporter: takes local events from the bus, encodes them into the
@@ -165,7 +243,7 @@ async fn send_core(
 /// what it can (see [`Bridge::shutdown`](super::Bridge::shutdown)) and returns.
 pub(super) async fn export_loop(
     shared: Arc<Shared>,
-    mut rx: EventReceiver,
+    mut feed: ExportFeed,
     client: Client,
     js: Option<async_nats::jetstream::Context>,
 ) {
@@ -181,6 +259,7 @@ pub(super) async fn export_loop(
     // refusing server is not hammered).
     let mut pause: Option<tokio::time::Instant> = None;
     let mut core: VecDeque<Outgoing> = VecDeque::with_capacity(SEND_BATCH);
+    let mut chunk: VecDeque<Outgoing> = VecDeque::with_capacity(merkle::MAX_LEAVES);
     // One timer for the whole loop, moved only when its deadline changes (a
     // fresh timer per wait costs a timer-wheel insert and removal each time).
     let tick = tokio::time::sleep(Duration::ZERO);
@@ -189,13 +268,9 @@ pub(super) async fn export_loop(
     loop {
         if bus_open {
             // What the bus has ready, without waiting.
-            while events.len() < EXPORT_BATCH
-                && let Some(ev) = rx.try_recv()
-            {
-                events.push(ev);
-            }
+            feed.take_ready(&mut events, EXPORT_BATCH);
             if !events.is_empty() {
-                export_events(&shared, &mut rx, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded);
             }
         }
         let stopping = !bus_open;
@@ -216,17 +291,7 @@ pub(super) async fn export_loop(
                 .pop_while(&mut core, SEND_BATCH, |m| js.is_none() || !m.durable);
         }
         if !core.is_empty() {
-            let mut released = 0;
-            while let Some(msg) = core.pop_front() {
-                if client.connection_state() != State::Connected {
-                    // Not handed to NATS while it is down: back in the buffer.
-                    core.push_front(msg);
-                    shared.outbound.requeue_front(core.drain(..).collect());
-                    break;
-                }
-                released += send_core(&client, &mut stamper, shared.signer.as_ref(), c, msg).await;
-            }
-            shared.outbound.release(released);
+            send_core_batch(&shared, &client, &mut stamper, &mut core, &mut chunk).await;
             continue;
         }
         if connected
@@ -245,9 +310,8 @@ pub(super) async fn export_loop(
                     Err(_) => failed.push(msg),
                 },
                 _ => {
-                    let size =
-                        send_core(&client, &mut stamper, shared.signer.as_ref(), c, msg).await;
-                    shared.outbound.release(size);
+                    core.push_back(msg);
+                    send_core_batch(&shared, &client, &mut stamper, &mut core, &mut chunk).await;
                 }
             }
             continue;
@@ -276,16 +340,16 @@ pub(super) async fn export_loop(
             () = shared.stop.notified(), if bus_open => {
                 // Export what was already published before shutdown.
                 bus_open = false;
-                while let Some(ev) = rx.try_recv() {
-                    events.push(ev);
+                while feed.take_ready(&mut events, EXPORT_BATCH) > 0 || feed.holds() {
+                    export_events(&shared, &mut feed, &mut events, &mut encoded);
                 }
-                export_events(&shared, &mut rx, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded);
             }
-            n = rx.recv_many(&mut events, EXPORT_BATCH), if bus_open => {
-                if n == 0 {
+            open = feed.wait(&mut events, EXPORT_BATCH), if bus_open => {
+                if !open {
                     bus_open = false;
                 }
-                export_events(&shared, &mut rx, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded);
             }
             Some((msg, res)) = in_flight.next(), if !in_flight.is_empty() => match res {
                 Ok(ack) => {

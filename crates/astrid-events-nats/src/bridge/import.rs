@@ -21,7 +21,7 @@ use super::poison::PoisonReason;
 use super::shared::Shared;
 use crate::link::LinkTracker;
 use crate::replay::{Replay, ReplayGuard};
-use crate::sign::{Signed, TrustedKeys};
+use crate::sign::{Signed, TrustedKeys, VerifiedBatches};
 use crate::subject;
 use crate::wire;
 
@@ -55,6 +55,8 @@ pub(super) struct ImportState {
     pub(super) replay: ReplayGuard,
     /// Per (origin, subject) link sequence (core path only).
     pub(super) links: LinkTracker,
+    /// Batch signatures that verified lately (see `sign`).
+    pub(super) verified: VerifiedBatches,
 }
 
 /// One message as received.
@@ -161,7 +163,13 @@ pub(super) fn decide(p: &ImportPolicy, state: &mut ImportState, m: Incoming<'_>)
             link: meta.link,
             body: m.payload,
         };
-        match p.trusted.verify(meta.key_id, meta.signature, &parts) {
+        match p.trusted.verify_remembering(
+            meta.key_id,
+            meta.signature,
+            meta.proof,
+            &parts,
+            &mut state.verified,
+        ) {
             Ok((_, sig)) => message.signature = Some(sig.to_vec()),
             Err(e) => {
                 tracing::debug!(error = %e, origin = %meta.origin_node,

@@ -51,6 +51,7 @@ mod builder;
 mod connection;
 mod error;
 mod export;
+mod feed;
 mod handle;
 mod ids;
 mod import;

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::link::{LINK, LINK_KEYS_CAPACITY};
-use crate::sign::NodeSigner;
+use crate::sign::{NodeSigner, VerifiedBatches};
 use crate::subject::topic_to_subject;
 
 const NOW: i64 = 1_800_000_000_000_000_000;
@@ -37,6 +37,7 @@ fn state() -> ImportState {
     ImportState {
         replay: ReplayGuard::new(Duration::from_secs(60), 1_000),
         links: LinkTracker::default(),
+        verified: VerifiedBatches::default(),
     }
 }
 
