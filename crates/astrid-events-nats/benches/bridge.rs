@@ -5,10 +5,14 @@
 //!   headers to a bare subscriber. Both are closed-loop with the same window
 //!   of messages in flight (credit taken and returned in chunks of 32), so
 //!   neither side overruns a buffer. One run of either takes well under a
-//!   second, so a scheduling hiccup moves it a lot: the two alternate for
-//!   `ROUNDS` rounds (`BRIDGE_BENCH_ROUNDS`), and the ratio reported is the
-//!   median of the per-round ratios. `BRIDGE_BENCH_ONLY=halves` measures the
-//!   export and the import half of the bridge each against bare NATS.
+//!   second, so a scheduling hiccup moves it a lot: bare, unsigned bridge
+//!   and ed25519-signed bridge (a signing exporter, an importer requiring
+//!   signatures) alternate for `ROUNDS` rounds (`BRIDGE_BENCH_ROUNDS`), and
+//!   the ratios reported are the medians of the per-round ratios. Each run
+//!   also reports the CPU time this process used per message (both bridges,
+//!   buses and clients; not nats-server), which a loaded machine disturbs
+//!   less than wall time. `BRIDGE_BENCH_ONLY=halves` measures the export and
+//!   the import half of the bridge each against bare NATS.
 //! * Latency: a ping exported by A, imported by B, answered by a task on B
 //!   with a pong that B exports and A imports (two bridge hops each way) vs a
 //!   bare NATS request to a bare responder. Sequential round trips, recorded
@@ -41,8 +45,6 @@ const WINDOW: usize = 512;
 const CHUNK: u32 = 32;
 /// Alternating bare / bridge throughput rounds.
 const ROUNDS: usize = 7;
-/// Events of the signed run (ed25519 is ~40x slower; fewer suffice).
-const SIGNED_MESSAGES: u64 = 10_000;
 /// Round trips per latency run (after `WARMUP`).
 const ROUND_TRIPS: u64 = 3_000;
 const WARMUP: u64 = 300;
@@ -85,6 +87,30 @@ fn start_server() -> Option<(Server, String)> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Some((child, format!("nats://127.0.0.1:{port}")))
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`
+/// (clock ticks of 10 ms); `None` where there is no such file.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut f = rest.split(' ').skip(11);
+    let ticks: u64 = f.next()?.parse::<u64>().ok()? + f.next()?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Runs `f` and returns its result with the process CPU time it took per
+/// message, in µs (0 if unknown).
+async fn with_cpu<T>(messages: u64, f: impl Future<Output = T>) -> (T, f64) {
+    let before = process_cpu();
+    let out = f.await;
+    let cpu = match (before, process_cpu()) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64() * 1e6 / messages as f64,
+        _ => 0.0,
+    };
+    (out, cpu)
 }
 
 fn event(topic: &str, i: u64) -> AstridEvent {
@@ -245,7 +271,7 @@ fn events(messages: u64) -> std::vec::IntoIter<AstridEvent> {
 }
 
 async fn bridge_throughput(url: &str, signed: bool) -> (f64, u64) {
-    let messages = if signed { SIGNED_MESSAGES } else { MESSAGES };
+    let messages = MESSAGES;
     let (bus_a, bus_b) = (EventBus::new(), EventBus::new());
     let key = NodeSigner::from_secret_bytes(&[7; 32]);
     let mut trusted = TrustedKeys::new();
@@ -313,7 +339,32 @@ async fn import_only_throughput(url: &str) -> f64 {
         .start()
         .await
         .unwrap();
-    let rate = bare_publisher_throughput(url, |receipts| count_bus(rx, MESSAGES, receipts)).await;
+    // Distinct events (the importer delivers an event id once), encoded as
+    // node "a" sends them, before timing starts.
+    let session = Uuid::new_v4().simple();
+    let mut messages = events(MESSAGES).enumerate().map(|(i, ev)| {
+        let (mut headers, payload) = wire::encode(&ev, "a").unwrap();
+        headers.insert(
+            astrid_events_nats::link::LINK,
+            format!("{session}:{}", i + 1),
+        );
+        (headers, payload)
+    });
+    let messages: Vec<_> = messages.by_ref().collect();
+    let mut messages = messages.into_iter();
+    let publisher = async_nats::connect(url).await.unwrap();
+    let (rate, _) = closed_loop(
+        MESSAGES,
+        |receipts| count_bus(rx, MESSAGES, receipts),
+        async || {
+            let (headers, payload) = messages.next().unwrap();
+            publisher
+                .publish_with_headers("astrid.bench.tool.call", headers, payload)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
     b.shutdown().await.unwrap();
     rate
 }
@@ -554,36 +605,54 @@ fn main() {
              {ROUND_TRIPS} round trips, {threads} runtime threads"
         );
         let mut rows = Vec::with_capacity(rounds);
-        let mut lost_u = 0;
+        let (mut lost_u, mut lost_s) = (0, 0);
         for round in 1..=rounds {
-            let bare = bare_throughput(&url).await;
-            let (unsigned, lost) = bridge_throughput(&url, false).await;
+            let (bare, cpu_b) = with_cpu(MESSAGES, bare_throughput(&url)).await;
+            let ((unsigned, lost), cpu_u) =
+                with_cpu(MESSAGES, bridge_throughput(&url, false)).await;
+            let ((signed, lost2), cpu_s) = with_cpu(MESSAGES, bridge_throughput(&url, true)).await;
             lost_u += lost;
+            lost_s += lost2;
             println!(
-                "round {round}: bare {bare:>8.0} msg/s, bridge {unsigned:>8.0} msg/s = {:>5.1} %",
-                100.0 * unsigned / bare
+                "round {round}: bare {bare:>8.0} msg/s ({cpu_b:.1} µs CPU/msg), unsigned \
+                 {unsigned:>8.0} = {:>5.1} % ({cpu_u:.1} µs), signed {signed:>8.0} = {:>5.1} % \
+                 ({cpu_s:.1} µs)",
+                100.0 * unsigned / bare,
+                100.0 * signed / bare
             );
-            rows.push((bare, unsigned));
+            rows.push([bare, unsigned, signed, cpu_b, cpu_u, cpu_s]);
         }
-        let (signed, lost_s) = bridge_throughput(&url, true).await;
-        let median = |mut v: Vec<f64>| {
+        let median = |i: usize| {
+            let mut v: Vec<f64> = rows.iter().map(|r| r[i]).collect();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
-        let bare = median(rows.iter().map(|r| r.0).collect());
-        let unsigned = median(rows.iter().map(|r| r.1).collect());
-        let ratio = median(rows.iter().map(|r| r.1 / r.0).collect());
+        let ratio = |i: usize| {
+            let mut v: Vec<f64> = rows.iter().map(|r| r[i] / r[0]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
         println!();
-        println!("| throughput (median of {rounds})      | msg/s      | vs bare |");
-        println!("|---------------------------------|-----------:|--------:|");
-        println!("| bare async-nats pub -> sub      | {bare:>10.0} |  100 %  |");
         println!(
-            "| bridge, unsigned (lost {lost_u:>3})     | {unsigned:>10.0} | {:>5.1} % |",
-            100.0 * ratio
+            "| throughput (median of {rounds})      | msg/s      | vs bare (median of ratios) | process CPU µs/msg |"
+        );
+        println!("|---------------------------------|-----------:|--------:|------:|");
+        println!(
+            "| bare async-nats pub -> sub      | {:>10.0} |  100 %  | {:>5.1} |",
+            median(0),
+            median(3)
         );
         println!(
-            "| bridge, ed25519 signed (lost {lost_s:>3}) | {signed:>10.0} | {:>5.1} % |",
-            100.0 * signed / bare
+            "| bridge, unsigned (lost {lost_u:>3})     | {:>10.0} | {:>5.1} % | {:>5.1} |",
+            median(1),
+            100.0 * ratio(1),
+            median(4)
+        );
+        println!(
+            "| bridge, ed25519 signed (lost {lost_s:>3}) | {:>10.0} | {:>5.1} % | {:>5.1} |",
+            median(2),
+            100.0 * ratio(2),
+            median(5)
         );
         let bare_l = bare_latency(&url).await;
         let bridge_l = bridge_latency(&url).await;

@@ -206,6 +206,20 @@ impl Shared {
     /// signature policy: the durable importer terminates such messages
     /// instead of acking them).
     pub(super) fn import(&self, m: Incoming<'_>) -> Result<(), PoisonReason> {
+        let mut one = Vec::with_capacity(1);
+        let verdict = self.admit(m, &mut one);
+        self.deliver(&mut one);
+        verdict
+    }
+
+    /// Decides one NATS message and applies the verdict, except publishing:
+    /// a delivered event is appended to `out` for [`deliver`](Self::deliver).
+    /// Returns what [`import`](Self::import) returns.
+    pub(super) fn admit(
+        &self,
+        m: Incoming<'_>,
+        out: &mut Vec<AstridEvent>,
+    ) -> Result<(), PoisonReason> {
         let state = match m.path {
             Path::Core => &self.core_state,
             Path::Durable => &self.durable_state,
@@ -247,10 +261,27 @@ impl Shared {
         {
             lock(&self.imported_ids).insert(event.metadata().event_id);
         }
-        // Counted first, so a receiver that got the event sees it counted.
-        c.imported.bump();
-        self.bus.publish(event);
+        out.push(event);
         Ok(())
+    }
+
+    /// Publishes admitted events (emptying `events`) into the local bus, in
+    /// order, as one batch (one lock, one wakeup per receiver; see
+    /// `EventBus::publish_batch`).
+    pub(super) fn deliver(&self, events: &mut Vec<AstridEvent>) {
+        // Counted first, so a receiver that got an event sees it counted.
+        self.counters.imported.add(events.len() as u64);
+        match events.len() {
+            0 => {}
+            1 => {
+                if let Some(event) = events.pop() {
+                    self.bus.publish(event);
+                }
+            }
+            _ => {
+                self.bus.publish_batch(events.drain(..));
+            }
+        }
     }
 }
 
