@@ -16,6 +16,12 @@
 //!   until then.
 //! * The first message the importer sees of a (origin, subject, session) only
 //!   starts tracking: losses before it are not counted.
+//! * The exporter stamps (and signs) the messages it sends together before
+//!   sending them. One whose publish call then fails (counted in
+//!   `publish_errors`) gives its number back only if no later message of the
+//!   batch took one on its subject; otherwise importers also count it in
+//!   `lost_in_transit`. Messages not handed to NATS because the connection
+//!   dropped give theirs back and go back to the buffer unsigned.
 //! * The header is signed with the rest of the message (see
 //!   [`sign`](crate::sign)), and the importer observes it only once the
 //!   message passed every import check: a malformed, rejected or replayed

@@ -2,9 +2,15 @@
 //!
 //! # Export
 //!
-//! Every local IPC event whose topic matches an export pattern is signed (when
-//! a [`NodeSigner`](crate::NodeSigner) is configured), encoded by [`wire::encode`](crate::wire::encode) and published
-//! on `<prefix>.<encoded topic>`. Lifecycle (non-IPC) events are exported only
+//! The exporter takes the local IPC events whose topic matches an export
+//! pattern through the bus's topic index (one topic receiver per pattern,
+//! merged back into `seq` order; see the `feed` module), encodes each by
+//! [`wire::encode`](crate::wire::encode) and publishes it on
+//! `<prefix>.<encoded topic>`, in `seq` order. With a
+//! [`NodeSigner`](crate::NodeSigner), the core messages it sends together
+//! (up to [`merkle::MAX_LEAVES`](crate::merkle::MAX_LEAVES)) are signed with
+//! one signature, in the exporter task, just before they go (see
+//! [`sign`](crate::sign)); durable ones one by one. Lifecycle (non-IPC) events are exported only
 //! with [`BridgeBuilder::export_lifecycle`], on
 //! [`lifecycle_subject`](crate::subject::lifecycle_subject). Encoded messages wait in
 //! an outbound buffer bounded in bytes while NATS is not connected; a message
@@ -13,8 +19,11 @@
 //!
 //! # Import
 //!
-//! One NATS subscription per import pattern. A message is published into the
-//! local bus only if it decodes, is an IPC event whose topic equals the topic
+//! One NATS subscription per import pattern. What one read of them yields
+//! (up to 64 messages) is decided message by message in arrival order, and
+//! what passes is published into the local bus as one batch
+//! (`EventBus::publish_batch`: one lock, one wakeup per receiver). A message
+//! is published into the local bus only if it decodes, is an IPC event whose topic equals the topic
 //! of its subject and matches the import pattern under the bus's own rules,
 //! was not exported by this node, passes the signature policy (signed
 //! messages must verify under a trusted key, over the whole message, see
