@@ -412,3 +412,75 @@ fn routing_checks() {
     assert_eq!(skipped(&v), Some(Skip::Malformed));
     assert_eq!((s.links.len(), s.replay.len()), (0, 0));
 }
+
+/// Messages of `events` (each with its link) signed together as the
+/// exporter signs a batch: one signature, one proof each.
+fn batch(events: &[AstridEvent]) -> Vec<Wire> {
+    let mut ws: Vec<Wire> = events
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| wire(ev, Some(&format!("abc:{}", i + 1)), false))
+        .collect();
+    let digests: Vec<_> = ws
+        .iter()
+        .map(|w| wire::signed_digest(&w.headers, &w.subject, &w.body))
+        .collect();
+    let mut proofs = vec![crate::sign::Proof::default(); ws.len()];
+    let sig = crate::hex::to_hex(&signer().sign_batch(&digests, &mut proofs));
+    for (w, proof) in ws.iter_mut().zip(&proofs) {
+        wire::add_signature(&mut w.headers, &signer(), &sig, proof);
+    }
+    ws
+}
+
+#[test]
+fn each_message_of_a_signed_batch_is_delivered_and_a_foreign_proof_changes_nothing() {
+    let p = policy(false);
+    let events: Vec<AstridEvent> = (0..5).map(|_| event("t.x")).collect();
+    let ws = batch(&events);
+    // Message 1 with message 2's proof: rejected before any state changes.
+    let mut s = state();
+    let mut h = ws[1].headers.clone();
+    h.insert(
+        wire::headers::PROOF,
+        ws[2].headers.get(wire::headers::PROOF).unwrap().as_str(),
+    );
+    let swapped = Wire {
+        subject: ws[1].subject.clone(),
+        headers: h,
+        body: ws[1].body.clone(),
+    };
+    assert_eq!(
+        skipped(&run(&p, &mut s, &swapped, Path::Core)),
+        Some(Skip::Signature)
+    );
+    assert_eq!((s.replay.len(), s.links.len(), s.verified.len()), (0, 0, 0));
+    // Each message, in any order, verifies on its own; one signature is
+    // remembered for the batch.
+    for i in [3, 0, 4, 1, 2] {
+        let v = run(&p, &mut s, &ws[i], Path::Core);
+        let Verdict::Deliver { event, .. } = v else {
+            panic!("{i}: {v:?}")
+        };
+        assert_eq!(event.metadata().event_id, events[i].metadata().event_id);
+    }
+    assert_eq!(s.verified.len(), 1);
+    // A batch signature does not cover a message outside the batch.
+    let outsider = wire(&event("t.x"), Some("abc:9"), false);
+    let mut h = outsider.headers.clone();
+    for n in [
+        wire::headers::KEY_ID,
+        wire::headers::SIGNATURE,
+        wire::headers::PROOF,
+    ] {
+        h.insert(n, ws[0].headers.get(n).unwrap().as_str());
+    }
+    let forged = Wire {
+        headers: h,
+        ..outsider
+    };
+    assert_eq!(
+        skipped(&run(&p, &mut s, &forged, Path::Core)),
+        Some(Skip::Signature)
+    );
+}
