@@ -37,6 +37,7 @@
 #[path = "support/clock.rs"]
 mod clock;
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -75,8 +76,18 @@ fn ipc_event_for(topic: &str, principal: &str) -> AstridEvent {
 }
 
 /// Times `iters` iterations in chunks of at most `chunk` events: builds the
-/// chunk's events (untimed), runs `step` on them (timed), then drops what
-/// `step` collected (untimed).
+/// chunk's events (untimed), runs `step` on them (timed), then keeps what
+/// `step` collected until it can be dropped untimed.
+///
+/// A broadcast channel (the bus's plain receivers, the bare baseline, the
+/// 0.8.0 model) keeps each event in its ring until a later send overwrites
+/// the slot. If the received copy were dropped right after the chunk, that
+/// later send would free the event inside the timed region, and what a free
+/// costs depends on the allocator's state, which differs from one bench to
+/// the next in one process (measured: bare broadcast 70 ns after the bus
+/// bench, 300 ns alone). So the received copies are kept for more than a
+/// ring's worth of events and dropped outside the timed region: the ring
+/// never holds the last copy, for every case alike.
 fn chunked(
     iters: u64,
     chunk: u64,
@@ -87,13 +98,20 @@ fn chunked(
     let mut total = Duration::ZERO;
     let mut done = 0;
     let mut out = Vec::with_capacity(chunk as usize);
+    // Chunks of received events still held, oldest first.
+    let kept_chunks = (CAPACITY as u64).div_ceil(chunk.max(1)) as usize + 1;
+    let mut kept: VecDeque<Vec<Arc<AstridEvent>>> = VecDeque::with_capacity(kept_chunks + 1);
     while done < iters {
         let n = chunk.min(iters - done);
         let events: Vec<_> = (done..done + n).map(|i| ipc_event(topic_of(i))).collect();
         let ((), elapsed) = clock.time(|| step(events, &mut out));
         total += elapsed;
         debug_assert_eq!(out.len() as u64, n);
-        out.clear();
+        let fresh = Vec::with_capacity(chunk as usize);
+        kept.push_back(std::mem::replace(&mut out, fresh));
+        if kept.len() > kept_chunks {
+            kept.pop_front();
+        }
         done += n;
     }
     total

@@ -31,8 +31,10 @@
 //! (`*_thread`: a socket reader, a synchronous producer), where every wakeup
 //! of a parked worker is a cross-thread unpark.
 //!
-//! Event construction is outside the timed region; wrapping in `Arc`,
-//! delivery, wakeups, receiving and dropping the events are inside. Wall
+//! Event construction is outside the timed region, and so is freeing the
+//! events: services keep what they receive until the clock stops (see
+//! `keep_received`; `ASTRID_E2E_TIME_DROPS=1` times the frees too).
+//! Wrapping in `Arc`, delivery, wakeups and receiving are inside. Wall
 //! time by default; with `ASTRID_BENCH_CLOCK=cpu`, the CPU time of the whole
 //! process (every thread: publisher, workers) over the run, which on a
 //! shared, overloaded machine leaves out the time the threads sat
@@ -44,7 +46,9 @@
 //! of each and the ratios between them, all from that one run.
 //!
 //! Run: `cargo bench -p astrid-events --bench end_to_end` (only the ratios:
-//! `cargo bench -p astrid-events --bench end_to_end -- ratios`).
+//! `cargo bench -p astrid-events --bench end_to_end -- ratios`). To profile
+//! one case, `ASTRID_E2E_ONLY=topics-batch-task` (see `profile_one`) runs
+//! just that case `ASTRID_E2E_ROUNDS` times.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -152,22 +156,25 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
     let share = EVENTS / services;
     let chunks = chunks(&topics);
     let _entered = rt.enter();
-    let (handles, publisher): (Vec<JoinHandle<()>>, _) = match case {
+    let keep = keep_received();
+    let (handles, publisher): (Vec<JoinHandle<Vec<Arc<AstridEvent>>>>, _) = match case {
         Case::Topic { batch, .. } => {
             let bus = EventBus::with_capacity(EVENTS);
             let handles = topics
                 .iter()
                 .map(|t| {
                     let mut rx = bus.subscribe_topic(t.as_str());
+                    let mut kept = Kept::new(keep, share);
                     tokio::spawn(async move {
                         let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
                         while got < share {
-                            buf.clear();
                             let n = rx.recv_many(&mut buf, RECV_MANY).await;
                             assert!(n > 0, "bus gone");
                             got += n;
+                            kept.take(&mut buf, |_| true);
                         }
                         assert_eq!(rx.drain_lagged(), 0);
+                        kept.0
                     })
                 })
                 .collect();
@@ -179,15 +186,17 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                 .iter()
                 .map(|t| {
                     let mut rx = bus.subscribe_topic_routed(Uuid::nil(), t.as_str(), "svc", "svc");
+                    let mut kept = Kept::new(keep, share);
                     tokio::spawn(async move {
                         let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
                         while got < share {
-                            buf.clear();
                             let n = rx.recv_many(&mut buf, RECV_MANY).await;
                             assert!(n > 0, "bus gone");
                             got += n;
+                            kept.take(&mut buf, |_| true);
                         }
                         assert_eq!(rx.drain_lagged(), 0);
+                        kept.0
                     })
                 })
                 .collect();
@@ -200,15 +209,17 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                 .map(|t| {
                     let mut rx = bus.subscribe();
                     let t = t.clone();
+                    let mut kept = Kept::new(keep, share);
                     tokio::spawn(async move {
                         let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
                         while got < share {
-                            buf.clear();
                             let n = rx.recv_many(&mut buf, RECV_MANY).await;
                             assert!(n > 0, "bus gone");
                             got += buf.iter().filter(|e| topic_of(e) == t).count();
+                            kept.take(&mut buf, |e| topic_of(e) == t);
                         }
                         assert_eq!(rx.drain_lagged(), 0);
+                        kept.0
                     })
                 })
                 .collect();
@@ -221,14 +232,16 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                 .map(|t| {
                     let (tx, mut rx) = mpsc::channel::<Arc<AstridEvent>>(EVENTS);
                     map.insert(t.clone(), tx);
+                    let mut kept = Kept::new(keep, share);
                     tokio::spawn(async move {
                         let (mut buf, mut got) = (Vec::with_capacity(RECV_MANY), 0);
                         while got < share {
-                            buf.clear();
                             let n = rx.recv_many(&mut buf, RECV_MANY).await;
                             assert!(n > 0, "channel closed");
                             got += n;
+                            kept.take(&mut buf, |_| true);
                         }
+                        kept.0
                     })
                 })
                 .collect();
@@ -241,6 +254,7 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                 .map(|t| {
                     let mut rx = tx.subscribe();
                     let pattern = t.clone();
+                    let mut kept = Kept::new(keep, share);
                     tokio::spawn(async move {
                         let mut got = 0;
                         while got < share {
@@ -249,33 +263,83 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                                 && topic_pattern_matches(&pattern, &message.topic)
                             {
                                 got += 1;
+                                kept.push(event);
                             }
                         }
+                        kept.0
                     })
                 })
                 .collect();
             (handles, Publisher::Broadcast(tx))
         }
     };
+    // The channels keep the events they hold until they are dropped: keep
+    // the publishing side alive past the clock (see `keep_received`).
+    let alive = keep.then(|| publisher.handle());
     let start = Stopwatch::start();
-    match place {
+    let (elapsed, received) = match place {
         Place::Task => rt.block_on(async move {
             let publisher = tokio::spawn(publisher.run(chunks));
+            let mut received = Vec::with_capacity(services);
             for h in handles {
-                h.await.expect("service");
+                received.push(h.await.expect("service"));
             }
             publisher.await.expect("publisher");
-            start.elapsed()
+            (start.elapsed(), received)
         }),
         Place::Thread => {
             let publisher = std::thread::spawn(move || publisher.run_on_thread(chunks));
-            rt.block_on(async move {
+            let received = rt.block_on(async move {
+                let mut received = Vec::with_capacity(services);
                 for h in handles {
-                    h.await.expect("service");
+                    received.push(h.await.expect("service"));
                 }
+                received
             });
             publisher.join().expect("publisher");
-            start.elapsed()
+            (start.elapsed(), received)
+        }
+    };
+    drop((received, alive));
+    elapsed
+}
+
+/// Whether services keep what they receive until the clock has stopped
+/// (the default), so freeing the events is outside the timed region like
+/// building them; `ASTRID_E2E_TIME_DROPS=1` times the frees as well (each
+/// service drops its events as it goes).
+///
+/// Freeing is the same work in every case (each event is freed once), but
+/// its cost is the allocator's, not delivery's, and with all 64,000 events
+/// built up front by another thread it is large and erratic: 31 % of the
+/// workers' CPU in the 16-topic runs (`perf record -e cpu-clock`:
+/// `malloc_consolidate`, `unlink_chunk`, `_int_free`, heap trimming).
+fn keep_received() -> bool {
+    std::env::var("ASTRID_E2E_TIME_DROPS").as_deref() != Ok("1")
+}
+
+/// What one service received, kept for dropping after the clock stops
+/// (allocated before it starts), or nothing when frees are timed.
+struct Kept(Vec<Arc<AstridEvent>>);
+
+impl Kept {
+    fn new(keep: bool, share: usize) -> Self {
+        Self(Vec::with_capacity(if keep { share } else { 0 }))
+    }
+
+    /// Moves the events of `buf` that `mine` accepts into the kept ones (or
+    /// drops them, when frees are timed); empties `buf`.
+    fn take(&mut self, buf: &mut Vec<Arc<AstridEvent>>, mine: impl Fn(&AstridEvent) -> bool) {
+        if self.0.capacity() == 0 {
+            buf.clear();
+        } else {
+            self.0.extend(buf.drain(..).filter(|e| mine(e)));
+        }
+    }
+
+    fn push(&mut self, event: Arc<AstridEvent>) {
+        if self.0.capacity() > 0 {
+            self.0.push(event);
         }
     }
 }
@@ -320,6 +384,16 @@ enum Publisher {
 }
 
 impl Publisher {
+    /// A handle that keeps this publisher's channels (and the events they
+    /// hold) alive.
+    fn handle(&self) -> Box<dyn std::any::Any> {
+        match self {
+            Self::Bus(bus, _) => Box::new(bus.clone()),
+            Self::Map(map) => Box::new(map.values().cloned().collect::<Vec<_>>()),
+            Self::Broadcast(tx) => Box::new(tx.clone()),
+        }
+    }
+
     /// Publishes one chunk.
     fn chunk(&self, chunk: Vec<AstridEvent>) {
         match self {
@@ -436,6 +510,10 @@ fn ratios() {
         .unwrap_or(7)
         .max(1);
     let rt = runtime();
+    if let Ok(only) = std::env::var("ASTRID_E2E_ONLY") {
+        profile_one(&rt, &only, rounds);
+        return;
+    }
     let groups: [(&str, &[Case], Place); 5] = [
         ("16 topics, publisher task", &TOPIC_CASES, Place::Task),
         ("16 topics, publisher thread", &TOPIC_CASES, Place::Thread),
@@ -479,6 +557,47 @@ fn ratios() {
             );
         }
         println!();
+    }
+}
+
+/// Runs one case `rounds` times and prints each time: for profilers
+/// (`perf record`, `valgrind --tool=callgrind`). `only` names it as
+/// `<topics|routes|plain>-<single|batch|mpsc|broadcast>-<task|thread>`.
+fn profile_one(rt: &Runtime, only: &str, rounds: usize) {
+    let parts: Vec<&str> = only.split('-').collect();
+    let [kind, variant, place] = parts[..] else {
+        panic!("ASTRID_E2E_ONLY: expected <kind>-<variant>-<place>, got {only:?}");
+    };
+    let batch = variant == "batch";
+    let case = match (kind, variant) {
+        ("topics", "single" | "batch") => Case::Topic {
+            services: 16,
+            batch,
+        },
+        ("topics", "mpsc") => Case::MpscMap { services: 16 },
+        ("topics", "broadcast") => Case::BroadcastFilter { services: 16 },
+        ("routes", "single" | "batch") => Case::Routed {
+            services: 100,
+            batch,
+        },
+        ("plain", "single" | "batch") => Case::Plain {
+            services: 16,
+            batch,
+        },
+        _ => panic!("ASTRID_E2E_ONLY: unknown case {only:?}"),
+    };
+    let place = match place {
+        "task" => Place::Task,
+        "thread" => Place::Thread,
+        _ => panic!("ASTRID_E2E_ONLY: unknown place {place:?}"),
+    };
+    for _ in 0..rounds {
+        let d = run(rt, case, place);
+        println!(
+            "{only}: {:.1} ms, {:.0} ns/event",
+            d.as_secs_f64() * 1e3,
+            d.as_nanos() as f64 / EVENTS as f64
+        );
     }
 }
 
