@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-use astrid_events::{AstridEvent, EventBus, EventReceiver, EventSubscriber, RoutedEventReceiver};
+use astrid_events::{
+    AstridEvent, EventBus, EventReceiver, EventSubscriber, RetentionPolicy, RoutedEventReceiver,
+};
 use common::events::{ipc, lifecycle};
 use uuid::Uuid;
 
@@ -184,6 +186,80 @@ fn a_batch_has_the_order_and_accounting_of_single_publishes() {
     assert!(expected[3].lagged > 0, "route never evicted");
     assert!(expected[4].lagged > 0, "lossless route never filled");
     assert_eq!(expected[6].received.len(), 300, "sync saw every event");
+}
+
+/// A batch walks the topic index once per distinct topic and reuses the
+/// result for its repeats; with more distinct topics than it remembers, and
+/// with retained topics and receivers matching several topics, the outcome
+/// is still that of single publishes, retained store included.
+#[test]
+fn many_distinct_topics_in_one_batch_match_single_publishes() {
+    const TOPICS: usize = 80;
+    let topic = |i: usize| format!("m.t{:02}.{}", i % TOPICS, ["x", "y"][i % 3 % 2]);
+    let input = || -> Vec<AstridEvent> {
+        (0..1_000)
+            .map(|i| ipc(&topic(i * 7), [Some("p0"), None][i % 2], i % 50))
+            .collect()
+    };
+    let bus = || {
+        let bus = EventBus::builder()
+            .capacity(4_096)
+            .retention(RetentionPolicy::new(["m.t1*.x", "m.*.y"]))
+            .build();
+        let receivers = vec![
+            bus.subscribe_topic("m.*"),
+            bus.subscribe_topic("m.t07.x"),
+            bus.subscribe_topic("*.*.y"),
+            bus.subscribe_topic("m.t79.*"),
+        ];
+        let routes = vec![
+            bus.subscribe_topic_routed(Uuid::nil(), "m.*", "c", "all"),
+            bus.subscribe_topic_routed(Uuid::nil(), "m.t11.*", "c", "one"),
+        ];
+        (bus, receivers, routes)
+    };
+    let (single, mut single_rx, mut single_routes) = bus();
+    let single_reached: usize = input().into_iter().map(|e| single.publish(e)).sum();
+    let (batched, mut batched_rx, mut batched_routes) = bus();
+    let batched_reached: usize = input()
+        .chunks(500)
+        .map(|chunk| batched.publish_batch(chunk.to_vec()))
+        .sum();
+    assert_eq!(batched_reached, single_reached);
+    for (s, b) in single_rx.iter_mut().zip(&mut batched_rx) {
+        let (mut got_s, mut got_b) = (Vec::new(), Vec::new());
+        while let Some(e) = s.try_recv() {
+            got_s.push(fingerprint(&e));
+        }
+        while let Some(e) = b.try_recv() {
+            got_b.push(fingerprint(&e));
+        }
+        assert!(!got_s.is_empty());
+        assert_eq!(got_b, got_s);
+    }
+    for (s, b) in single_routes.iter_mut().zip(&mut batched_routes) {
+        let (mut got_s, mut got_b) = (Vec::new(), Vec::new());
+        while let Some(e) = s.try_recv_one() {
+            got_s.push(fingerprint(&e));
+        }
+        while let Some(e) = b.try_recv_one() {
+            got_b.push(fingerprint(&e));
+        }
+        assert!(!got_s.is_empty());
+        assert_eq!(got_b, got_s);
+    }
+    let mut retained = 0;
+    for i in 0..3 * TOPICS {
+        let t = topic(i);
+        let (s, b) = (single.last(&t), batched.last(&t));
+        assert_eq!(
+            b.map(|e| fingerprint(&e)),
+            s.as_ref().map(|e| fingerprint(e)),
+            "{t}"
+        );
+        retained += usize::from(s.is_some());
+    }
+    assert!(retained > 10, "only {retained} topics retained");
 }
 
 #[test]

@@ -314,6 +314,43 @@ async fn recv_many_takes_a_batch_in_one_wakeup() {
     assert_eq!(rx.recv_many(&mut buf, 0).await, 0);
 }
 
+/// `recv_many` takes its batch under one lock, but in exactly the order
+/// one-at-a-time receives would (DRR across principals, FIFO within one),
+/// resuming the DRR position across calls, and it frees the budget as it
+/// goes.
+#[tokio::test]
+async fn recv_many_hands_out_the_drr_order_of_single_receives() {
+    let bus = EventBus::new();
+    let mut batched = route(&bus, "t.*");
+    let mut single = route(&bus, "t.*");
+    for i in 0..200 {
+        let principal = ["alice", "bob", "agent.x", "carol"][i % 7 % 4];
+        bus.publish(ipc("t.x", Some(principal), 100 + 37 * (i % 11)));
+    }
+    let one_by_one: Vec<u64> = drain_all(&mut single)
+        .iter()
+        .map(|e| seq_principal(e).0)
+        .collect();
+    assert_eq!(one_by_one.len(), 200);
+    let mut buf = Vec::new();
+    for limit in [1, 3, 17, 50, 1000].into_iter().cycle() {
+        let before = buf.len();
+        let n = tokio::time::timeout(WAIT, batched.recv_many(&mut buf, limit))
+            .await
+            .expect("queued events are taken at once");
+        assert_eq!(n, buf.len() - before);
+        assert!(n >= 1 && n <= limit, "{n} for limit {limit}");
+        if buf.len() == 200 {
+            break;
+        }
+    }
+    let batched_order: Vec<u64> = buf.iter().map(|e| seq_principal(e).0).collect();
+    assert_eq!(batched_order, one_by_one);
+    assert_eq!(batched.total_bytes(), 0);
+    assert_eq!(batched.active_principals(), 0);
+    assert_eq!(batched.drain_lagged(), 0);
+}
+
 mod lossless {
     use super::*;
     use astrid_events::PublishError;

@@ -181,6 +181,55 @@ fn keep_targets(mut targets: Vec<(Target, After)>) {
     }
 }
 
+/// Most distinct topics a batch remembers the index walk of.
+const WALKED_TOPICS: usize = 32;
+
+/// The topics a batch has walked the index for, and where their targets
+/// are in the batch's target list, so a repeated topic is delivered to
+/// without a second walk (the index cannot change while the batch holds the
+/// sequencer).
+///
+/// Found by a hash of the topic, then compared in full. At most
+/// [`WALKED_TOPICS`] are remembered (later new topics are walked each
+/// time), so finding one costs at most that many comparisons whatever the
+/// topics are.
+#[derive(Default)]
+struct WalkedTopics<'a> {
+    seen: Vec<(u64, &'a str, std::ops::Range<usize>, bool)>,
+}
+
+impl<'a> WalkedTopics<'a> {
+    fn find(&self, topic: &str) -> Option<(std::ops::Range<usize>, bool)> {
+        let hash = topic_hash(topic);
+        self.seen
+            .iter()
+            .find(|(h, t, _, _)| *h == hash && *t == topic)
+            .map(|(_, _, range, retain)| (range.clone(), *retain))
+    }
+
+    fn add(&mut self, topic: &'a str, targets: std::ops::Range<usize>, retain: bool) {
+        if self.seen.len() < WALKED_TOPICS {
+            self.seen.push((topic_hash(topic), topic, targets, retain));
+        }
+    }
+}
+
+/// A fast, unkeyed hash of a topic, only to skip most full comparisons in
+/// [`WalkedTopics`] (whose size is bounded, so collisions cost little).
+fn topic_hash(topic: &str) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = topic.len() as u64;
+    let mut words = topic.as_bytes().chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0; 8];
+        w.copy_from_slice(word);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let mut tail = [0; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
+}
+
 /// One entry of the topic index.
 #[derive(Clone)]
 pub(crate) enum Target {
@@ -561,11 +610,33 @@ impl EventBus {
         let reached = {
             let mut ordered = self.shared.sequencer.lock();
             let ordered = &mut *ordered;
-            let mut reached = 0;
-            for (i, (event, depth)) in events.iter_mut().enumerate() {
+            // Stamped first (nothing else holds the events yet), then
+            // delivered in the same order, all under the lock.
+            for (event, _) in &mut events {
                 Self::stamp(event, &mut ordered.seq);
-                reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
-                reached += self.deliver_indexed(&ordered.index, event, &[], &mut targets, None);
+            }
+            // Checked once: a plain receiver that subscribes while the lock
+            // is held gets the events published after this batch, as if it
+            // had subscribed after it.
+            let plain = self.shared.broadcast.receiver_count() > 0;
+            let index = &ordered.index;
+            let mut walked = WalkedTopics::default();
+            let mut reached = 0;
+            for (i, (event, depth)) in events.iter().enumerate() {
+                if plain {
+                    reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
+                }
+                if let AstridEvent::Ipc { message, .. } = event.as_ref()
+                    && index.len() > 0
+                {
+                    let (range, retain) = walked.find(&message.topic).unwrap_or_else(|| {
+                        let first = targets.len();
+                        let retain = Self::match_targets(index, &message.topic, &mut targets);
+                        walked.add(&message.topic, first..targets.len(), retain);
+                        (first..targets.len(), retain)
+                    });
+                    reached += self.deliver_to(&mut targets[range], retain, event, &[], None);
+                }
                 if let Some(turn) =
                     depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn))
                 {
@@ -596,31 +667,60 @@ impl EventBus {
     /// Hands an IPC event to the matching topic receivers and routes, under
     /// the sequencer; appends to `targets` what each still needs once the
     /// sequencer is released (wakeup, loss report).
-    ///
-    /// The bytes the event holds are measured at most once, and only if a
-    /// route or the retained store takes it; every route gets the same
-    /// charge.
     fn deliver_indexed(
         &self,
         index: &TopicIndex<Target>,
         event: &Arc<AstridEvent>,
         reserved: &[Arc<Route>],
         targets: &mut Vec<(Target, After)>,
-        mut charge: Option<EventCharge>,
+        charge: Option<EventCharge>,
     ) -> usize {
-        let AstridEvent::Ipc { metadata, message } = event.as_ref() else {
+        let AstridEvent::Ipc { message, .. } = event.as_ref() else {
             return 0;
         };
         if index.len() == 0 {
             return 0;
         }
-        let mut held = None;
         let first = targets.len();
+        let retain = Self::match_targets(index, &message.topic, targets);
+        self.deliver_to(&mut targets[first..], retain, event, reserved, charge)
+    }
+
+    /// Appends every topic receiver and route matching `topic` to `targets`
+    /// (nothing to do for them yet); returns whether a retention pattern
+    /// matches.
+    fn match_targets(
+        index: &TopicIndex<Target>,
+        topic: &str,
+        targets: &mut Vec<(Target, After)>,
+    ) -> bool {
         let mut retain = false;
-        index.for_each_match(&message.topic, |t| match t {
+        index.for_each_match(topic, |t| match t {
             Target::Retain => retain = true,
             other => targets.push((other.clone(), After::Nothing)),
         });
+        retain
+    }
+
+    /// Hands an IPC event to `targets` (the receivers its topic matches)
+    /// and, with `retain`, to the retained store, under the sequencer;
+    /// merges into each target what it needs once the sequencer is released.
+    ///
+    /// The bytes the event holds are measured at most once, and only if a
+    /// route or the retained store takes it; every route gets the same
+    /// charge.
+    fn deliver_to(
+        &self,
+        targets: &mut [(Target, After)],
+        retain: bool,
+        event: &Arc<AstridEvent>,
+        reserved: &[Arc<Route>],
+        mut charge: Option<EventCharge>,
+    ) -> usize {
+        let AstridEvent::Ipc { metadata, message } = event.as_ref() else {
+            return 0;
+        };
+        let mut held = None;
         // Stored under the sequencer, like the index change of a
         // `with_last` subscription: see `retain.rs`.
         if retain && let Some(store) = &self.shared.retained {
@@ -628,10 +728,10 @@ impl EventBus {
             store.lock().store(event, held);
         }
         let mut reached = 0;
-        for (target, after) in &mut targets[first..] {
+        for (target, after) in targets {
             match target {
                 Target::Topic(queue) => {
-                    *after = After::Topic(queue.push(Arc::clone(event)));
+                    *after = after.merge(After::Topic(queue.push(Arc::clone(event))));
                     reached += 1;
                 }
                 Target::Route(route) => {
@@ -642,7 +742,7 @@ impl EventBus {
                     });
                     let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
                     let (offer, offered) = route.offer_deferred(event, charge, has_reservation);
-                    *after = After::Route(offered);
+                    *after = after.merge(After::Route(offered));
                     if offer == Offer::Queued {
                         reached += 1;
                     }

@@ -74,18 +74,126 @@ struct Node<T> {
 /// The children of a node.
 #[derive(Debug)]
 struct Level<T> {
-    /// Boxed so a bucket is two words: most levels hold one or two children,
-    /// and the table allocates several buckets at its first insert.
-    literal: HashMap<Box<str>, Box<Node<T>>>,
+    literal: Literals<T>,
     star: Option<Box<Node<T>>>,
 }
 
 impl<T> Default for Level<T> {
     fn default() -> Self {
         Self {
-            literal: HashMap::new(),
+            literal: Literals::Few(Vec::new()),
             star: None,
         }
+    }
+}
+
+/// Most literal children a level keeps in a list; one more turns it into a
+/// map.
+const FEW_LITERALS: usize = 8;
+
+/// The literal children of a node, by segment.
+///
+/// Most levels hold one or two children (`tool` → `v1` → ...): those are a
+/// short list, found by comparing the segment with each key, which is
+/// several times cheaper than hashing it (a lookup per topic segment is
+/// most of a publish's index walk). A level with more than
+/// [`FEW_LITERALS`] children is a map, hashed with SipHash and a random
+/// key (segments come from callers), so no level is ever scanned past
+/// [`FEW_LITERALS`] keys. A map that shrinks to half that becomes a list
+/// again (the gap keeps a level at the boundary from switching back and
+/// forth).
+///
+/// Nodes are boxed so an entry is a few words whichever the form.
+#[derive(Debug)]
+enum Literals<T> {
+    Few(Vec<(Box<str>, Box<Node<T>>)>),
+    Many(HashMap<Box<str>, Box<Node<T>>>),
+}
+
+impl<T> Literals<T> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Self::Few(list) => list.is_empty(),
+            Self::Many(map) => map.is_empty(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, segment: &str) -> Option<&Node<T>> {
+        match self {
+            Self::Few(list) => list
+                .iter()
+                .find(|(key, _)| key.as_ref() == segment)
+                .map(|(_, node)| node.as_ref()),
+            Self::Many(map) => map.get(segment).map(AsRef::as_ref),
+        }
+    }
+
+    fn get_mut(&mut self, segment: &str) -> Option<&mut Node<T>> {
+        match self {
+            Self::Few(list) => list
+                .iter_mut()
+                .find(|(key, _)| key.as_ref() == segment)
+                .map(|(_, node)| node.as_mut()),
+            Self::Many(map) => map.get_mut(segment).map(AsMut::as_mut),
+        }
+    }
+
+    /// The child under `segment`, made empty if there is none.
+    fn get_or_insert(&mut self, segment: &str) -> &mut Node<T> {
+        if let Self::Few(list) = self
+            && list.len() >= FEW_LITERALS
+            && !list.iter().any(|(key, _)| key.as_ref() == segment)
+        {
+            *self = Self::Many(std::mem::take(list).into_iter().collect());
+        }
+        match self {
+            Self::Few(list) => {
+                let at = match list.iter().position(|(key, _)| key.as_ref() == segment) {
+                    Some(at) => at,
+                    None => {
+                        list.push((segment.into(), Box::default()));
+                        list.len() - 1
+                    }
+                };
+                &mut list[at].1
+            }
+            // Look up first so an existing segment costs no allocation.
+            Self::Many(map) => {
+                if !map.contains_key(segment) {
+                    map.insert(segment.into(), Box::default());
+                }
+                map.get_mut(segment)
+                    .unwrap_or_else(|| unreachable!("inserted above"))
+            }
+        }
+    }
+
+    fn remove(&mut self, segment: &str) {
+        match self {
+            Self::Few(list) => {
+                if let Some(at) = list.iter().position(|(key, _)| key.as_ref() == segment) {
+                    list.swap_remove(at);
+                }
+                if list.is_empty() {
+                    *list = Vec::new();
+                }
+            }
+            Self::Many(map) => {
+                map.remove(segment);
+                if map.len() <= FEW_LITERALS / 2 {
+                    *self = Self::Few(std::mem::take(map).into_iter().collect());
+                }
+            }
+        }
+    }
+
+    fn nodes(&self) -> impl Iterator<Item = &Node<T>> {
+        let (few, many) = match self {
+            Self::Few(list) => (Some(list.iter().map(|(_, node)| node.as_ref())), None),
+            Self::Many(map) => (None, Some(map.values().map(AsRef::as_ref))),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
     }
 }
 
@@ -111,14 +219,7 @@ impl<T> Node<T> {
         if segment == WILDCARD {
             self.next.star.get_or_insert_with(Box::default)
         } else {
-            // Look up first so an existing segment costs no allocation.
-            if !self.next.literal.contains_key(segment) {
-                self.next.literal.insert(segment.into(), Box::default());
-            }
-            self.next
-                .literal
-                .get_mut(segment)
-                .unwrap_or_else(|| unreachable!("inserted above"))
+            self.next.literal.get_or_insert(segment)
         }
     }
 
@@ -170,8 +271,8 @@ impl<T> Node<T> {
         1 + self
             .next
             .literal
-            .values()
-            .map(|n| n.count_nodes())
+            .nodes()
+            .map(Node::count_nodes)
             .sum::<usize>()
             + self.next.star.as_ref().map_or(0, |n| n.count_nodes())
     }
@@ -268,7 +369,7 @@ impl<T> TopicIndex<T> {
                 .iter()
                 .chain(&node.trailing)
                 .for_each(|(_, v)| f(v));
-            node.next.literal.values().for_each(|n| walk(n, f));
+            node.next.literal.nodes().for_each(|n| walk(n, f));
             if let Some(n) = &node.next.star {
                 walk(n, f);
             }
@@ -357,6 +458,48 @@ mod tests {
         assert_eq!(index.remove(&deep, 1), Some(1));
         assert_eq!(index.remove(&format!("{twenty}.*"), 2), Some(2));
         assert_eq!(index.len(), 1);
+    }
+
+    /// A level grows from a list into a map past `FEW_LITERALS` children
+    /// and back into a list as they leave; lookups agree with the reference
+    /// matcher at every step.
+    #[test]
+    fn wide_levels_switch_between_list_and_map() {
+        let patterns: Vec<String> = (0..3 * FEW_LITERALS)
+            .flat_map(|i| [format!("s{i}.x"), format!("s{i}.*"), format!("*.s{i}")])
+            .collect();
+        let topics: Vec<String> = (0..3 * FEW_LITERALS + 1)
+            .flat_map(|i| [format!("s{i}.x"), format!("s{i}.y"), format!("q.s{i}")])
+            .collect();
+        let check = |index: &TopicIndex<u64>, live: &[bool]| {
+            for topic in &topics {
+                let expected: Vec<u64> = (0..patterns.len())
+                    .filter(|&id| live[id] && topic_pattern_matches(&patterns[id], topic))
+                    .map(|id| id as u64)
+                    .collect();
+                assert_eq!(matches(index, topic), expected, "topic {topic}");
+            }
+        };
+        let mut index = TopicIndex::default();
+        let mut live = vec![false; patterns.len()];
+        for (id, p) in patterns.iter().enumerate() {
+            index.insert(p, id as u64, id as u64);
+            live[id] = true;
+            if id % 7 == 0 {
+                check(&index, &live);
+            }
+        }
+        assert!(matches!(index.root.next.literal, Literals::Many(_)));
+        check(&index, &live);
+        for (id, p) in patterns.iter().enumerate() {
+            assert_eq!(index.remove(p, id as u64), Some(id as u64));
+            live[id] = false;
+            if id % 5 == 0 {
+                check(&index, &live);
+            }
+        }
+        assert!(matches!(index.root.next.literal, Literals::Few(_)));
+        assert_eq!(index.node_count(), 1);
     }
 
     #[test]

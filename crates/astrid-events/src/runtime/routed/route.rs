@@ -343,6 +343,43 @@ impl Route {
         Some(popped)
     }
 
+    /// Moves up to `limit` events into `buf` in DRR order under one lock of
+    /// the route; returns how many. The metrics and the wakeup of waiting
+    /// publishers are updated once for all of them, after the lock.
+    fn pop_many(&self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
+        let mut freed = [0u64; 3];
+        let mut emptied = [0u64; 3];
+        let mut taken = 0;
+        {
+            let mut state = self.state.lock();
+            while taken < limit {
+                let Some(popped) = state.queue.pop() else {
+                    break;
+                };
+                let class = class_index(principal_of(&popped.event));
+                freed[class] += popped.freed;
+                emptied[class] += u64::from(popped.principal_emptied.is_some());
+                buf.push(popped.event);
+                taken += 1;
+            }
+            for p in state.queue.starved_turns.drain(..) {
+                self.metrics.starved[class_index(p.as_deref())].increment(1);
+            }
+        }
+        for class in 0..CLASSES.len() {
+            if freed[class] > 0 {
+                self.metrics.bytes[class].decrement(freed[class] as f64);
+            }
+            if emptied[class] > 0 {
+                self.metrics.active[class].decrement(emptied[class] as f64);
+            }
+        }
+        if self.lossless && taken > 0 {
+            self.space.notify_waiters();
+        }
+        taken
+    }
+
     /// Closes the route: drops what is queued, releases waiting publishers
     /// and the receiver.
     pub(crate) fn close(&self) {
@@ -479,26 +516,28 @@ impl RoutedEventReceiver {
 
     /// Waits for at least one event, then moves up to `limit` queued events
     /// into `buf` in DRR order. Returns how many were added (0 when the bus
-    /// is gone or `limit` is 0). One wakeup serves the whole batch.
+    /// is gone or `limit` is 0). One wakeup serves the whole batch, taken
+    /// under one lock of the route.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: events are moved into `buf` only when the future
+    /// completes.
     pub async fn recv_many(&mut self, buf: &mut Vec<Arc<AstridEvent>>, limit: usize) -> usize {
         if limit == 0 {
             return 0;
         }
-        let Some(first) = self.recv(None).await else {
-            return 0;
-        };
-        buf.push(first);
-        let mut n = 1;
-        while n < limit {
-            match self.try_recv_one() {
-                Some(event) => {
-                    buf.push(event);
-                    n += 1;
-                }
-                None => break,
+        loop {
+            let taken = self.route.pop_many(buf, limit);
+            if taken > 0 {
+                return taken;
             }
+            if self.route.is_closed() {
+                // As in `recv`: an event queued between the pop and the
+                // close is handed out before ending.
+                return self.route.pop_many(buf, limit);
+            }
+            self.route.ready.notified().await;
         }
-        n
     }
 
     /// Events this route dropped (budget eviction, oversize, full lossless
