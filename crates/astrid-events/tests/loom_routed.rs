@@ -12,8 +12,9 @@
 //! here.
 //!
 //! Properties:
-//! - **no lost wakeup**: a receiver waiting in `recv(None)` is woken for
-//!   every event published, and by bus shutdown; a lost wakeup shows as a
+//! - **no lost wakeup**: a receiver waiting in `recv(None)` or `recv_many`
+//!   is woken for every event published (one by one or in a batch), and by
+//!   bus shutdown; a lost wakeup shows as a
 //!   loom deadlock (every thread blocked);
 //! - **no delivery to a dropped route**: once a receiver is dropped, no
 //!   event stays queued in its route (checked by `Arc::strong_count` on the
@@ -266,6 +267,39 @@ fn bus_shutdown_wakes_a_waiting_receiver() {
         let first = block_on(rx.recv(None)).expect("queued before shutdown");
         assert_eq!(n_of(&first), 1);
         assert!(block_on(rx.recv(None)).is_none(), "ends after shutdown");
+        owner.join().expect("owner");
+        assert_eq!(rx.drain_lagged(), 0);
+    });
+}
+
+/// `recv_many` against a publisher of a batch and a single event: every
+/// event arrives, in order, whatever the interleaving of the batch's offers
+/// and wakeup with the receiver's take-under-one-lock, check and wait; then
+/// the bus shuts down and `recv_many` returns 0 (woken, no hang).
+#[test]
+fn recv_many_is_woken_for_batches_and_by_shutdown() {
+    model(|| {
+        let bus = EventBus::with_capacity(1);
+        let mut rx = route(&bus, "t.*");
+        let owner = thread::spawn(move || {
+            bus.publish_batch([event("t.a", "alice", 1, 0), event("t.a", "alice", 2, 0)]);
+            bus.publish(event("t.a", "alice", 3, 0));
+            drop(bus);
+        });
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let n = block_on(rx.recv_many(&mut got, 8));
+            assert!(n > 0, "ended with {} of 3 events", got.len());
+        }
+        assert_eq!(
+            got.iter().map(|e| n_of(e)).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(
+            block_on(rx.recv_many(&mut got, 8)),
+            0,
+            "ends after shutdown"
+        );
         owner.join().expect("owner");
         assert_eq!(rx.drain_lagged(), 0);
     });

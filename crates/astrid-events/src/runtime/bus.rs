@@ -17,6 +17,11 @@
 //! The sequencer makes publishes one total order that every receiver sees
 //! (`sequencer.rs` states the guarantee and how it is kept).
 //!
+//! `publish_batch` takes the sequencer once for the whole batch: it stamps
+//! every event, then delivers them in order, walking the index once per
+//! distinct topic (`WalkedTopics`), and wakes each receiver once after
+//! releasing it.
+//!
 //! Every handle made by `Clone` shares one [`Shared`]: the channel, the
 //! index, the sequence counter, the registry and the retained store.
 //! Receivers hold only a `Weak` to it, so dropping the last bus handle ends
