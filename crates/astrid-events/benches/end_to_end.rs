@@ -66,8 +66,18 @@ use uuid::Uuid;
 
 /// Events per run.
 const EVENTS: usize = 64_000;
-/// Events per publisher chunk (one `publish_batch`, or that many `publish`).
+/// Events per publisher chunk (one `publish_batch`, or that many `publish`);
+/// `ASTRID_E2E_CHUNK` sets another size, for what-if runs only (the figures
+/// in the README are with 64).
 const CHUNK: usize = 64;
+
+fn chunk_size() -> usize {
+    std::env::var("ASTRID_E2E_CHUNK")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(CHUNK)
+        .max(1)
+}
 /// Most events a service takes per `recv_many`.
 const RECV_MANY: usize = 256;
 
@@ -142,7 +152,7 @@ fn chunks(topics: &[String]) -> Vec<Vec<AstridEvent>> {
     (0..EVENTS)
         .map(|i| ipc_event(&topics[i % topics.len()]))
         .collect::<Vec<_>>()
-        .chunks(CHUNK)
+        .chunks(chunk_size())
         .map(<[AstridEvent]>::to_vec)
         .collect()
 }
