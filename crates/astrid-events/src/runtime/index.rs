@@ -242,10 +242,10 @@ impl<T> Node<T> {
             }
             removed
         } else {
-            let child = self.next.literal.get_mut(*first)?;
+            let child = self.next.literal.get_mut(first)?;
             let removed = child.remove(rest, shape, id);
             if child.is_empty() {
-                self.next.literal.remove(*first);
+                self.next.literal.remove(first);
             }
             removed
         }
@@ -258,7 +258,7 @@ impl<T> Node<T> {
         };
         // At least one topic segment remains: trailing patterns here match.
         self.trailing.iter().for_each(|(_, v)| out(v));
-        if let Some(child) = self.next.literal.get(*first) {
+        if let Some(child) = self.next.literal.get(first) {
             child.collect(rest, out);
         }
         if let Some(child) = &self.next.star {
