@@ -20,7 +20,7 @@
 //!
 //! An exporter signs the messages it sends together (1 to
 //! [`merkle::MAX_LEAVES`]) with one signature: the digests are the leaves of
-//! a hash tree (see [`merkle`](crate::merkle)), and the ed25519 signature
+//! a hash tree (see [`merkle`]), and the ed25519 signature
 //! covers the 67 bytes [`batch_bytes`]: the tag
 //! `astrid-events-nats/batch/v3`, the number of leaves as a big-endian `u64`
 //! and the tree's root. Each message carries the signature and its inclusion

@@ -133,6 +133,21 @@ pub fn topic_to_subject(prefix: &str, topic: &str) -> Result<String, SubjectErro
 }
 
 /// Maps a NATS subject produced by [`topic_to_subject`] back to the topic.
+///
+/// For tools that read the bus's NATS traffic without a
+/// [`Bridge`](crate::Bridge), and for the importer itself.
+///
+/// ```
+/// use astrid_events_nats::subject::{subject_to_topic, topic_to_subject};
+///
+/// let subject = topic_to_subject("astrid", "tool.v1.read")?;
+/// assert_eq!(subject, "astrid.tool.v1.read");
+/// assert_eq!(subject_to_topic("astrid", &subject)?, "tool.v1.read");
+/// // Segments NATS cannot carry as tokens travel hex-encoded, reversibly.
+/// let odd = topic_to_subject("astrid", "a.b c")?;
+/// assert_eq!(subject_to_topic("astrid", &odd)?, "a.b c");
+/// # Ok::<(), astrid_events_nats::subject::SubjectError>(())
+/// ```
 pub fn subject_to_topic(prefix: &str, subject: &str) -> Result<String, SubjectError> {
     subject_to_topic_cow(prefix, subject).map(Cow::into_owned)
 }

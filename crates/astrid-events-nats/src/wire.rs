@@ -368,7 +368,24 @@ impl<'a> RawHeaders<'a> {
     }
 }
 
-/// Decodes a wire message.
+/// Decodes a wire message: the event from the body and the metadata from the
+/// headers. Checks the format only; whether the message is authentic is
+/// [`TrustedKeys::verify`](crate::TrustedKeys::verify)'s question (a
+/// [`Bridge`](crate::Bridge) asks it before it delivers anything).
+///
+/// ```
+/// use astrid_events::{AstridEvent, EventMetadata, IpcMessage, IpcPayload};
+/// use astrid_events_nats::wire;
+///
+/// let payload = IpcPayload::Custom { data: serde_json::json!({"ok": true}) };
+/// let message = IpcMessage::new("tool.v1.read", payload, uuid::Uuid::nil());
+/// let event = AstridEvent::Ipc { metadata: EventMetadata::new("doc"), message };
+/// let (headers, body) = wire::encode(&event, "host-a")?;
+/// let decoded = wire::decode(Some(&headers), &body).expect("well formed");
+/// assert_eq!(decoded.meta.origin_node, "host-a");
+/// assert_eq!(decoded.event.event_type(), "ipc");
+/// # Ok::<(), wire::EncodeError>(())
+/// ```
 pub fn decode(h: Option<&HeaderMap>, payload: &[u8]) -> Result<Decoded, DecodeError> {
     let raw = RawHeaders::scan(h.ok_or(DecodeError::NoHeaders)?);
     let (event, m) = decode_ref(&raw, payload)?;

@@ -442,6 +442,9 @@ impl BridgeBuilder {
 /// responders comes back as "no responders" only after the server handled
 /// the earlier protocol lines of the connection, which it handles in order.
 /// (`Client::flush` only writes the socket.)
+// Public for the bridge's tests and benchmark, which sync their raw clients
+// with the server this way; not part of the supported API.
+#[doc(hidden)]
 pub async fn round_trip(client: &Client) -> Result<(), async_nats::RequestError> {
     use async_nats::RequestErrorKind;
     let subject = format!("_ASTRID_BRIDGE.barrier.{}", Uuid::new_v4().simple());
