@@ -125,6 +125,10 @@ pub use runtime::bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
 #[cfg(feature = "runtime")]
 pub use runtime::error::{PublishError, SubscribeError};
 #[cfg(feature = "runtime")]
+pub use runtime::gate::{Gate, GateError, GateState};
+#[cfg(feature = "runtime")]
+pub use runtime::permit::PublishPermit;
+#[cfg(feature = "runtime")]
 pub use runtime::receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
 #[cfg(feature = "runtime")]
 pub use runtime::retain::RetentionPolicy;

@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use crate::metrics::METRIC_BUS_EVENTS_PUBLISHED_TOTAL;
 use crate::rate_limiter::IpcRateLimiter;
-use crate::runtime::error::PublishError;
+use crate::runtime::gate::{Gate, GateInner};
 use crate::runtime::held::held_bytes;
 use crate::runtime::index::{EntryId, TopicIndex};
 use crate::runtime::receiver::{
@@ -46,7 +46,7 @@ use crate::runtime::receiver::{
 };
 use crate::runtime::retain::{Retained, RetentionPolicy};
 use crate::runtime::routed::{
-    EventCharge, Offer, Offered, PrincipalKey, Reservation, Route, RouteKey, RoutedEventReceiver,
+    EventCharge, Offer, Offered, PrincipalKey, Route, RouteKey, RoutedEventReceiver,
 };
 use crate::runtime::scope::Scope;
 use crate::runtime::sequencer::Sequencer;
@@ -55,21 +55,6 @@ use crate::schema::event::AstridEvent;
 
 /// Default capacity of the broadcast channel and of each topic queue.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 1024;
-
-/// Reservations held by a waiting publisher; released if it gives up.
-struct Reservations {
-    routes: Vec<Arc<Route>>,
-    /// Bytes reserved on each route.
-    amount: u64,
-}
-
-impl Drop for Reservations {
-    fn drop(&mut self) {
-        for route in &self.routes {
-            route.release(self.amount);
-        }
-    }
-}
 
 /// Builds an [`EventBus`] with non-default settings.
 #[derive(Debug, Clone)]
@@ -317,6 +302,13 @@ impl PublishedCounters {
 }
 
 impl Shared {
+    /// Runs `f` under the publish lock: every publish is wholly before or
+    /// wholly after it (gate changes, `gate.rs`).
+    pub(crate) fn with_publish_lock<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _ordered = self.sequencer.lock();
+        f()
+    }
+
     /// Removes an index entry (called by a dropped receiver).
     pub(crate) fn unregister(&self, pattern: &str, id: EntryId) {
         let removed = {
@@ -473,6 +465,17 @@ impl EventBus {
             *seq += 1;
             message.seq = *seq;
         }
+    }
+
+    /// `publish` of a fresh event for which `reserved` routes hold room
+    /// (see `permit.rs`); `charge` is its routed charge, if measured.
+    pub(crate) fn publish_reserved(
+        &self,
+        event: Arc<AstridEvent>,
+        reserved: &[Arc<Route>],
+        charge: Option<EventCharge>,
+    ) -> usize {
+        self.publish_arc(event, reserved, charge)
     }
 
     /// The limiter `try_publish` consults and the rate it grants.
@@ -760,7 +763,7 @@ impl EventBus {
 
     /// Copies out the routes matching `topic` (sequencer held only for the
     /// copy).
-    fn matching_routes(&self, topic: &str) -> Vec<Arc<Route>> {
+    pub(crate) fn matching_routes(&self, topic: &str) -> Vec<Arc<Route>> {
         let ordered = self.shared.sequencer.lock();
         let mut routes = Vec::new();
         ordered.index.for_each_match(topic, |t| {
@@ -769,85 +772,6 @@ impl EventBus {
             }
         });
         routes
-    }
-
-    /// Publishes `event`, first waiting (at most `timeout`) until every
-    /// matching lossless route has room for it, so none of them drops it.
-    ///
-    /// The trade-off: a slow lossless consumer slows down its publishers.
-    /// Routes that are not lossless are unaffected (they evict as usual).
-    /// Room is reserved route by route (in subscription order, so two
-    /// publishers cannot hold each other up); a route whose receiver is
-    /// dropped while a publisher waits releases it at once. An event larger
-    /// than a route's whole budget is not waited for: that route rejects and
-    /// counts it.
-    ///
-    /// # Errors
-    /// [`PublishError::Timeout`] with the event handed back if some matching
-    /// lossless route stayed full for the whole `timeout`; nothing was
-    /// published then.
-    ///
-    /// # Cancel safety
-    /// Not publishing is the only effect of cancelling: reservations are
-    /// released when the future is dropped.
-    pub async fn publish_with_backpressure(
-        &self,
-        event: AstridEvent,
-        timeout: std::time::Duration,
-    ) -> Result<usize, PublishError> {
-        let AstridEvent::Ipc { metadata, message } = &event else {
-            return Ok(self.publish(event));
-        };
-        let principal = message.principal.as_deref();
-        let mut lossless: Vec<Arc<Route>> = self
-            .matching_routes(&message.topic)
-            .into_iter()
-            .filter(|r| r.lossless && r.admits(principal))
-            .collect();
-        if lossless.is_empty() {
-            return Ok(self.publish(event));
-        }
-        lossless.sort_by_key(|r| r.key.subscription_rep);
-        let charge = EventCharge::new(held_bytes(metadata, message), message);
-        let amount = Route::reservation(principal, charge.charge);
-        let start = tokio::time::Instant::now();
-        let deadline = start.checked_add(timeout);
-        let mut held = Reservations {
-            routes: Vec::new(),
-            amount,
-        };
-        for route in lossless {
-            loop {
-                let space = route.space_notified();
-                tokio::pin!(space);
-                space.as_mut().enable();
-                match route.try_reserve(principal, charge.charge) {
-                    Reservation::Reserved => {
-                        held.routes.push(Arc::clone(&route));
-                        break;
-                    }
-                    Reservation::NotNeeded => break,
-                    Reservation::Full => {}
-                }
-                let woke = match deadline {
-                    Some(deadline) => tokio::time::timeout_at(deadline, space).await.is_ok(),
-                    None => {
-                        space.await;
-                        true
-                    }
-                };
-                if !woke {
-                    return Err(PublishError::Timeout {
-                        event: Box::new(event),
-                        waited: start.elapsed(),
-                    });
-                }
-            }
-        }
-        let reached = self.publish_arc(Arc::new(event), &held.routes, Some(charge));
-        // Consumed by the publish; nothing to give back.
-        held.routes.clear();
-        Ok(reached)
     }
 
     /// Subscribes to every event. Lag is reported under `untagged`.
@@ -1003,7 +927,17 @@ impl EventBus {
         scope: Scope,
         lossless: bool,
         with_last: bool,
+        gate: Option<&Gate>,
     ) -> RoutedEventReceiver {
+        // Another bus's gate is changed under another lock: such a route
+        // never delivers (`try_subscribe` refuses it).
+        let gate = gate.map(|g| {
+            if g.inner.belongs_to(&self.shared) {
+                Arc::clone(&g.inner)
+            } else {
+                GateInner::closed()
+            }
+        });
         let id = self.next_id();
         let pattern: Box<str> = topic_pattern.clone().into_boxed_str();
         let key = RouteKey {
@@ -1011,10 +945,27 @@ impl EventBus {
             topic_pattern,
             subscription_rep: id,
         };
-        let route = Arc::new(Route::new(key, scope, lossless, capsule_label, subscriber));
+        let route = Arc::new(Route::new(
+            key,
+            scope,
+            gate,
+            lossless,
+            capsule_label,
+            subscriber,
+        ));
         self.join_index(&pattern, id, Target::Route(Arc::clone(&route)), with_last);
         self.shared.routes.fetch_add(1, Ordering::Relaxed);
         RoutedEventReceiver::new(route, self.registration(pattern, id))
+    }
+
+    /// The state every clone shares.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Whether `gate` is one of this bus's.
+    pub(crate) fn owns_gate(&self, gate: &Gate) -> bool {
+        gate.inner.belongs_to(&self.shared)
     }
 
     fn next_id(&self) -> EntryId {

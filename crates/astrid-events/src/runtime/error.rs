@@ -96,6 +96,9 @@ pub enum SubscribeError {
     /// [`RetentionPolicy`](crate::RetentionPolicy): there is nothing to
     /// replay, and the caller most likely expected there would be.
     NothingRetained,
+    /// The route's [`Gate`](crate::Gate) belongs to another bus, whose
+    /// publish lock cannot order this bus's publishes.
+    ForeignGate,
 }
 
 impl fmt::Display for SubscribeError {
@@ -106,6 +109,7 @@ impl fmt::Display for SubscribeError {
             Self::NothingRetained => {
                 write!(f, "with_last on a bus without retention: nothing to replay")
             }
+            Self::ForeignGate => write!(f, "the gate belongs to another bus"),
         }
     }
 }
@@ -115,7 +119,7 @@ impl std::error::Error for SubscribeError {
         match self {
             Self::InvalidPattern(e) => Some(e),
             Self::InvalidScope(e) => Some(e),
-            Self::NothingRetained => None,
+            Self::NothingRetained | Self::ForeignGate => None,
         }
     }
 }

@@ -6,9 +6,11 @@
 //! `sequencer.rs`: the broadcast channel of plain receivers and the topic
 //! queues (`receiver.rs`), found through the topic index (`index.rs`), the
 //! routed subscriptions (`routed/`: the per-principal fair queue and its
-//! receiver; `scope.rs` says which principals a route admits; `held.rs` what
-//! an event costs a budget) and the retained store (`retain.rs`); then the
-//! synchronous subscribers run (`sync_sub.rs`). Subscriptions are made by the
+//! receiver; `scope.rs` says which principals a route admits, `gate.rs` when
+//! it admits at all; `held.rs` what an event costs a budget) and the retained store (`retain.rs`); then the
+//! synchronous subscribers run (`sync_sub.rs`). Two-phase publish
+//! (`permit.rs`) reserves room in lossless routes before a publish.
+//! Subscriptions are made by the
 //! builder in `subscription.rs`. Beside the path: rate limiting
 //! (`rate_limiter.rs`), the bus monitor (`monitor.rs`, over the top-k summary
 //! of `space_saving.rs`), metric names (`metrics.rs`), errors (`error.rs`),
@@ -18,10 +20,12 @@
 pub(crate) mod bus;
 pub(crate) mod checked;
 pub(crate) mod error;
+pub(crate) mod gate;
 pub(crate) mod held;
 pub(crate) mod index;
 pub mod metrics;
 pub mod monitor;
+pub(crate) mod permit;
 pub mod rate_limiter;
 pub(crate) mod receiver;
 pub(crate) mod retain;

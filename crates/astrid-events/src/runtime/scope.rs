@@ -3,8 +3,8 @@
 //! A route's [`Scope`] is its authority boundary: it is checked for every
 //! matching event before the event touches the route's budget, so an event
 //! outside the scope is never queued, never counted as lag and never wakes
-//! the receiver. `Route::offer_deferred` and `publish_with_backpressure`
-//! both ask [`Scope::admits`]; nothing else decides admission.
+//! the receiver. `Route::offer_deferred` and `EventBus::reserve` both ask
+//! [`Scope::admits`]; nothing else decides admission.
 
 use crate::runtime::routed::PrincipalKey;
 

@@ -9,7 +9,7 @@
 //! subscription_all() ── Subscription<Plain>  ─ name ─────────────────────────── subscribe() → EventReceiver
 //! subscription(p)    ── Subscription<Topic>  ─ name, with_last ──────────────── subscribe() / try_subscribe() → EventReceiver
 //!                           └─ routed(capsule, label)
-//!                       Subscription<Routed> ─ name, with_last, scope, lossless ─ subscribe() / try_subscribe() → RoutedEventReceiver
+//!                       Subscription<Routed> ─ name, with_last, scope, lossless, gate ─ subscribe() / try_subscribe() → RoutedEventReceiver
 //! ```
 //!
 //! The kind is a type parameter, so an option exists only where it means
@@ -29,6 +29,7 @@ use uuid::Uuid;
 use crate::metrics::UNTAGGED_SUBSCRIBER;
 use crate::runtime::bus::EventBus;
 use crate::runtime::error::SubscribeError;
+use crate::runtime::gate::Gate;
 use crate::runtime::receiver::EventReceiver;
 use crate::runtime::routed::RoutedEventReceiver;
 use crate::runtime::scope::Scope;
@@ -124,6 +125,7 @@ pub struct Routed {
     label: String,
     scope: Scope,
     lossless: bool,
+    gate: Option<Gate>,
 }
 
 impl EventBus {
@@ -263,6 +265,7 @@ impl<'bus> Subscription<'bus, Topic> {
                 label: capsule_label.into(),
                 scope: Scope::Any,
                 lossless: false,
+                gate: None,
             },
         }
     }
@@ -325,6 +328,24 @@ impl Subscription<'_, Routed> {
         self
     }
 
+    /// Ties the route to an admission [`Gate`] of this bus: it admits
+    /// events only while the gate is published (not while it is staged, nor
+    /// after it is retired; what was queued before stays drainable). A gate
+    /// of another bus makes a route that never delivers; `try_subscribe`
+    /// refuses it with [`SubscribeError::ForeignGate`].
+    ///
+    /// ```
+    /// let bus = astrid_events::EventBus::new();
+    /// let gate = bus.gate();
+    /// let rx = bus.subscription("tool.v1.*").routed(uuid::Uuid::nil(), "gen-2").gate(&gate).subscribe();
+    /// gate.publish().expect("not retired");
+    /// # drop(rx);
+    /// ```
+    pub fn gate(mut self, gate: &Gate) -> Self {
+        self.kind.gate = Some(gate.clone());
+        self
+    }
+
     /// As [`Subscription::<Topic>::with_last`](Subscription::with_last):
     /// first queues the retained events whose topic matches and that are
     /// inside the scope, then live events, with no gap and no duplicate.
@@ -342,6 +363,7 @@ impl Subscription<'_, Routed> {
             label,
             scope,
             lossless,
+            gate,
         } = self.kind;
         self.bus.add_route(
             capsule,
@@ -351,6 +373,7 @@ impl Subscription<'_, Routed> {
             scope,
             lossless,
             topic.with_last,
+            gate.as_ref(),
         )
     }
 
@@ -362,11 +385,17 @@ impl Subscription<'_, Routed> {
     /// - [`SubscribeError::InvalidPattern`]: the pattern is malformed;
     /// - [`SubscribeError::InvalidScope`]: the scope's principal is malformed;
     /// - [`SubscribeError::NothingRetained`]: `with_last` on a bus without
-    ///   retention.
+    ///   retention;
+    /// - [`SubscribeError::ForeignGate`]: the gate belongs to another bus.
     ///
     /// Nothing is registered when it fails.
     pub fn try_subscribe(self) -> Result<RoutedEventReceiver, SubscribeError> {
         self.kind.topic.check(self.bus, Some(&self.kind.scope))?;
+        if let Some(gate) = &self.kind.gate
+            && !self.bus.owns_gate(gate)
+        {
+            return Err(SubscribeError::ForeignGate);
+        }
         Ok(self.subscribe())
     }
 }

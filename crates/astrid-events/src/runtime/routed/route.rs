@@ -23,6 +23,7 @@ use crate::metrics::{
     METRIC_ROUTE_BUDGET_BYTES_IN_USE, METRIC_ROUTE_BYTE_EVICTIONS_TOTAL,
     METRIC_ROUTE_DROPPED_TOTAL, METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
 };
+use crate::runtime::gate::GateInner;
 use crate::runtime::receiver::Registration;
 use crate::runtime::scope::Scope;
 use crate::runtime::sync::{Mutex, Notified, Notify};
@@ -87,6 +88,8 @@ pub(crate) enum Offer {
     Queued,
     /// Not this route's: the route is scoped to another principal.
     Foreign,
+    /// Not admitted: the route's gate is not published.
+    Gated,
     /// Dropped and counted (oversize, or a full lossless route).
     Dropped,
     /// The route is closed.
@@ -101,6 +104,9 @@ pub(crate) struct Offered {
     wake: bool,
     /// This offer started a loss episode of this many events: log it.
     first_loss: Option<u64>,
+    /// A reservation was given back unused: wake publishers waiting for
+    /// room.
+    released: bool,
 }
 
 impl Offered {
@@ -114,6 +120,7 @@ impl Offered {
         Self {
             wake: self.wake || later.wake,
             first_loss,
+            released: self.released || later.released,
         }
     }
 }
@@ -123,6 +130,8 @@ pub(crate) struct Route {
     pub(crate) key: RouteKey,
     /// Which principals' events are admitted (see `scope.rs`).
     scope: Scope,
+    /// Admits events only while published (see `gate.rs`); `None`: always.
+    gate: Option<Arc<GateInner>>,
     /// A lossless route never evicts; see `EventBus::publish_with_backpressure`.
     pub(crate) lossless: bool,
     subscriber: &'static str,
@@ -146,6 +155,7 @@ impl Route {
     pub(crate) fn new(
         key: RouteKey,
         scope: Scope,
+        gate: Option<Arc<GateInner>>,
         lossless: bool,
         capsule_label: String,
         subscriber: &'static str,
@@ -154,6 +164,7 @@ impl Route {
         Self {
             key,
             scope,
+            gate,
             lossless,
             subscriber,
             capsule_label,
@@ -172,9 +183,17 @@ impl Route {
         }
     }
 
-    /// Whether this route admits events of `principal`.
-    pub(crate) fn admits(&self, principal: Option<&str>) -> bool {
-        self.scope.admits(principal)
+    /// Whether this route wants an event of `principal` now: inside its
+    /// scope and its gate published.
+    pub(crate) fn wants(&self, principal: Option<&str>) -> bool {
+        self.scope.admits(principal) && self.gate_open()
+    }
+
+    /// Whether the route's gate (if any) is published. Read under the
+    /// publish lock, which orders it with every gate change.
+    #[inline]
+    pub(crate) fn gate_open(&self) -> bool {
+        self.gate.as_ref().is_none_or(|g| g.is_published())
     }
 
     /// What a publisher waiting for room reserves for an event of `charge`
@@ -199,8 +218,23 @@ impl Route {
     ) -> (Offer, Offered) {
         let nothing = Offered::default();
         let principal = principal_of(event);
-        if !self.admits(principal) {
+        // Scope first: an event outside it never touches the budget.
+        if !self.scope.admits(principal) {
             return (Offer::Foreign, nothing);
+        }
+        if !self.gate_open() {
+            // Closed since the publisher reserved: the room goes back.
+            if reserved {
+                let mut state = self.state.lock();
+                let reservation = Self::reservation(principal, charge.charge);
+                state.reserved = state.reserved.saturating_sub(reservation);
+                let released = Offered {
+                    released: true,
+                    ..nothing
+                };
+                return (Offer::Gated, released);
+            }
+            return (Offer::Gated, nothing);
         }
         let class = class_index(principal);
         let key: PrincipalKey = principal.map(str::to_owned);
@@ -267,6 +301,7 @@ impl Route {
         let offered = Offered {
             wake: offer == Offer::Queued && was_empty,
             first_loss: first_loss.then_some(lost),
+            released: false,
         };
         (offer, offered)
     }
@@ -286,6 +321,9 @@ impl Route {
         }
         if offered.wake {
             self.ready.notify_one();
+        }
+        if offered.released {
+            self.space.notify_waiters();
         }
     }
 
