@@ -513,6 +513,55 @@ mod tests {
         assert!(!format!("{d:?}").contains("s3cr3t"));
     }
 
+    /// A request owner (not in 0.8.0) travels in the body: the round trip
+    /// keeps it, the body is serde's bytes, and the signature covers it.
+    #[test]
+    fn request_owner_survives_the_round_trip_and_is_signed() {
+        use crate::sign::{NodeSigner, Signed, TrustedKeys};
+        let AstridEvent::Ipc { metadata, message } = ipc(Some("alice")) else {
+            unreachable!()
+        };
+        let ev = AstridEvent::Ipc {
+            metadata,
+            message: message.with_request_owner("session-1"),
+        };
+        let (mut h, body) = encode(&ev, "node-1").unwrap();
+        assert_eq!(&body[..], &serde_json::to_vec(&ev).unwrap()[..]);
+        let signer = NodeSigner::from_secret_bytes(&[3; 32]);
+        sign(&mut h, "astrid.a.b", &body, &signer);
+        let d = decode(Some(&h), &body).unwrap();
+        assert_eq!(d.event, ev);
+        let AstridEvent::Ipc { message, .. } = &d.event else {
+            unreachable!()
+        };
+        assert_eq!(message.request_owner.as_deref(), Some("session-1"));
+
+        let mut trusted = TrustedKeys::new();
+        trusted.trust(signer.verifying_key());
+        let signed = |body: &[u8]| {
+            let m = Signed {
+                subject: "astrid.a.b",
+                origin_node: "node-1",
+                link: None,
+                body,
+            };
+            trusted
+                .verify(
+                    d.meta.key_id.as_deref(),
+                    d.meta.signature.as_deref(),
+                    None,
+                    &m,
+                )
+                .is_ok()
+        };
+        assert!(signed(&body));
+        // Re-addressed to the other session: the signature no longer holds.
+        let forged = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("session-1", "session-2");
+        assert!(!signed(forged.as_bytes()));
+    }
+
     #[test]
     fn lifecycle_round_trip() {
         let ev = AstridEvent::RuntimeStarted {

@@ -399,6 +399,9 @@ fn ipc_schema() {
     let message = IpcMessage::new("astrid.v1.user.input", IpcPayload::Connect, source)
         .with_signature(vec![1, 2, 3])
         .with_principal("alice");
+    // 0.8.0's seven fields. `request_owner` is this crate's one addition to
+    // a 0.8.0 struct (default build only; see MIGRATING.md): a 0.8.0
+    // exhaustive pattern or struct literal of `IpcMessage` needs it added.
     let IpcMessage {
         topic,
         payload,
@@ -407,7 +410,11 @@ fn ipc_schema() {
         timestamp,
         seq,
         principal,
+        #[cfg(not(feature = "upstream-types"))]
+        request_owner,
     } = message.clone();
+    #[cfg(not(feature = "upstream-types"))]
+    assert_eq!(request_owner, None, "a 0.8.0-built message has no owner");
     let _: (
         String,
         IpcPayload,

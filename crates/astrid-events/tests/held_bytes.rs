@@ -1,7 +1,7 @@
 //! The byte budgets of routed subscriptions and of the retained store bound
 //! the memory really allocated, under the input that used to escape them:
-//! events with a 64 KiB `metadata.source`, 10 KiB principals, a million
-//! distinct topics, long topics. Measured with a counting global allocator
+//! events with a 64 KiB `metadata.source`, 10 KiB principals (and request
+//! owners), a million distinct topics, long topics. Measured with a counting global allocator
 //! (`cap`, which wraps `std::alloc::System`).
 //!
 //! The allocator counts every thread of this test binary, so this file holds
@@ -109,6 +109,16 @@ fn budgets_bound_the_bytes_really_held() {
     });
     route_case("one 10 KiB principal", 500, |_| {
         event("t.x".into(), Some("p".repeat(10 * 1024)), "src".into())
+    });
+    #[cfg(not(feature = "upstream-types"))]
+    route_case("a 10 KiB request owner each", 2_000, |_| {
+        let AstridEvent::Ipc { metadata, message } =
+            event("t.x".into(), Some("p".into()), "src".into())
+        else {
+            unreachable!()
+        };
+        let message = message.with_request_owner("o".repeat(10 * 1024));
+        AstridEvent::Ipc { metadata, message }
     });
     route_case("small events, 100,000 principals", 100_000, |i| {
         event("t.x".into(), Some(format!("user-{i}")), "src".into())

@@ -22,7 +22,7 @@ impl EventBus {
     ///
     /// For an IPC event: the topic must pass
     /// [`validate_topic`](crate::validate::validate_topic), the principal (if
-    /// any) [`validate_principal`](crate::validate::validate_principal), its
+    /// any) and the request owner (if any) [`validate_principal`](crate::validate::validate_principal), its
     /// accounted size must not exceed
     /// [`MAX_IPC_PAYLOAD_BYTES`](crate::rate_limiter::MAX_IPC_PAYLOAD_BYTES),
     /// and, if the bus has a rate limit, the (source capsule, principal)
@@ -43,6 +43,15 @@ impl EventBus {
                 && let Err(error) = validate_principal(principal)
             {
                 return Err(PublishError::InvalidPrincipal {
+                    event: Box::new(event),
+                    error,
+                });
+            }
+            #[cfg(not(feature = "upstream-types"))]
+            if let Some(owner) = message.request_owner.as_deref()
+                && let Err(error) = validate_principal(owner)
+            {
+                return Err(PublishError::InvalidRequestOwner {
                     event: Box::new(event),
                     error,
                 });

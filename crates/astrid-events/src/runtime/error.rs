@@ -36,6 +36,14 @@ pub enum PublishError {
         /// What is wrong with the principal.
         error: PrincipalError,
     },
+    /// The IPC request owner is malformed (the rules of a principal name).
+    #[cfg(not(feature = "upstream-types"))]
+    InvalidRequestOwner {
+        /// The event, not published.
+        event: Box<AstridEvent>,
+        /// What is wrong with the request owner.
+        error: PrincipalError,
+    },
     /// The bus's rate limiter refused the event (too large, or over quota).
     Quota {
         /// The event, not published.
@@ -53,6 +61,8 @@ impl PublishError {
             | Self::InvalidTopic { event, .. }
             | Self::InvalidPrincipal { event, .. }
             | Self::Quota { event, .. } => *event,
+            #[cfg(not(feature = "upstream-types"))]
+            Self::InvalidRequestOwner { event, .. } => *event,
         }
     }
 }
@@ -66,6 +76,8 @@ impl fmt::Display for PublishError {
             ),
             Self::InvalidTopic { error, .. } => write!(f, "invalid topic: {error}"),
             Self::InvalidPrincipal { error, .. } => write!(f, "invalid principal: {error}"),
+            #[cfg(not(feature = "upstream-types"))]
+            Self::InvalidRequestOwner { error, .. } => write!(f, "invalid request owner: {error}"),
             Self::Quota { error, .. } => write!(f, "refused by the rate limiter: {error}"),
         }
     }
@@ -77,6 +89,8 @@ impl std::error::Error for PublishError {
             Self::Timeout { .. } => None,
             Self::InvalidTopic { error, .. } => Some(error),
             Self::InvalidPrincipal { error, .. } => Some(error),
+            #[cfg(not(feature = "upstream-types"))]
+            Self::InvalidRequestOwner { error, .. } => Some(error),
             Self::Quota { error, .. } => Some(error),
         }
     }
@@ -89,7 +103,7 @@ impl std::error::Error for PublishError {
 pub enum SubscribeError {
     /// The pattern is malformed (see [`validate_pattern`](crate::validate::validate_pattern)).
     InvalidPattern(TopicError),
-    /// The scope's principal is malformed (see
+    /// The scope's principal or request owner is malformed (see
     /// [`validate_principal`](crate::validate::validate_principal)).
     InvalidScope(PrincipalError),
     /// `with_last` was asked of a bus built without a

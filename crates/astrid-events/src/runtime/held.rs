@@ -11,7 +11,7 @@
 //! - the `Arc` allocation every holder shares: two counters and the whole
 //!   [`AstridEvent`] (the IPC variant inline);
 //! - the capacity (not the length) of every `String` and `Vec` it owns:
-//!   `metadata.source`, topic, principal, signature and each one inside the
+//!   `metadata.source`, topic, principal, request owner, signature and each one inside the
 //!   payload, element size times capacity for vectors;
 //! - `serde_json` maps by an upper bound that holds for both of its layouts
 //!   (the default `BTreeMap`, and `IndexMap` under `preserve_order`).
@@ -68,8 +68,20 @@ pub(crate) fn held_bytes(metadata: &EventMetadata, message: &IpcMessage) -> usiz
         .saturating_add(metadata.source.capacity())
         .saturating_add(message.topic.capacity())
         .saturating_add(message.principal.heap())
+        .saturating_add(request_owner_heap(message))
         .saturating_add(message.signature.as_ref().map_or(0, Vec::capacity))
         .saturating_add(message.payload.heap())
+}
+
+/// Heap bytes of the request owner (`upstream-types` messages have none).
+fn request_owner_heap(message: &IpcMessage) -> usize {
+    #[cfg(not(feature = "upstream-types"))]
+    return message.request_owner.heap();
+    #[cfg(feature = "upstream-types")]
+    {
+        let _ = message;
+        0
+    }
 }
 
 /// Heap bytes owned by a value (its own inline size excluded).

@@ -27,6 +27,7 @@ use crate::runtime::bus::EventBus;
 use crate::runtime::error::PublishError;
 use crate::runtime::held::held_bytes;
 use crate::runtime::routed::{EventCharge, Reservation, Route};
+use crate::runtime::scope::request_owner_of;
 use crate::schema::event::AstridEvent;
 
 /// Room held in lossless routes for one event; given back on drop unless
@@ -168,10 +169,11 @@ impl EventBus {
             return Ok(self.permit(event, Vec::new(), 0, None));
         };
         let principal = message.principal.as_deref();
+        let owner = request_owner_of(message);
         let mut lossless: Vec<Arc<Route>> = self
             .matching_routes(&message.topic)
             .into_iter()
-            .filter(|r| r.lossless && r.wants(principal))
+            .filter(|r| r.lossless && r.wants(principal, owner))
             .collect();
         if lossless.is_empty() {
             return Ok(self.permit(event, Vec::new(), 0, None));

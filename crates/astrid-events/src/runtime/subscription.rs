@@ -302,6 +302,9 @@ impl Topic {
         if let Some(principal) = scope.and_then(Scope::principal) {
             validate_principal(principal).map_err(SubscribeError::InvalidScope)?;
         }
+        if let Some(owner) = scope.and_then(Scope::request_owner) {
+            validate_principal(owner).map_err(SubscribeError::InvalidScope)?;
+        }
         if self.with_last && !bus.retains() {
             return Err(SubscribeError::NothingRetained);
         }
@@ -383,7 +386,8 @@ impl Subscription<'_, Routed> {
     ///
     /// # Errors
     /// - [`SubscribeError::InvalidPattern`]: the pattern is malformed;
-    /// - [`SubscribeError::InvalidScope`]: the scope's principal is malformed;
+    /// - [`SubscribeError::InvalidScope`]: the scope's principal or request
+    ///   owner is malformed;
     /// - [`SubscribeError::NothingRetained`]: `with_last` on a bus without
     ///   retention;
     /// - [`SubscribeError::ForeignGate`]: the gate belongs to another bus.

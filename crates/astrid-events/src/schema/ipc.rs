@@ -31,7 +31,8 @@ pub use crate::rate_limiter::IpcRateLimiter;
 /// A message published on the bus by a capsule, frontend or the kernel.
 ///
 /// Field order is the wire order. `signature` is always written (`null` when
-/// absent); `principal` is left out when absent.
+/// absent); `principal` and `request_owner` are left out when absent, so a
+/// message without a request owner has 0.8.0's exact bytes.
 ///
 /// `Debug` shows the payload's tag, never its content, and the signature's
 /// length, never its bytes: messages end up in logs.
@@ -55,6 +56,13 @@ pub struct IpcMessage {
     /// Principal the message acts for; `None` means a system message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+    /// Who, within the principal, owns the request this message belongs to
+    /// (for example one session of a user with several open): a route
+    /// scoped with [`Scope::RequestOwner`](crate::Scope) admits it only if
+    /// both the principal and this match. Not in 0.8.0: left out of the JSON
+    /// when `None`, and ignored by readers that do not know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_owner: Option<String>,
 }
 
 impl IpcMessage {
@@ -70,6 +78,7 @@ impl IpcMessage {
             timestamp: Utc::now(),
             seq: 0,
             principal: None,
+            request_owner: None,
         }
     }
 
@@ -84,6 +93,27 @@ impl IpcMessage {
     #[must_use]
     pub fn with_principal(mut self, principal: impl Into<String>) -> Self {
         self.principal = Some(principal.into());
+        self
+    }
+
+    /// Returns the message with `request_owner` set: the party, within the
+    /// principal, that owns the request (a session id, say). Replies carry
+    /// their request's owner so that only that party's routes
+    /// ([`Scope::RequestOwner`](crate::Scope)) get them.
+    ///
+    /// ```
+    /// use astrid_events::{IpcMessage, IpcPayload};
+    ///
+    /// let reply = IpcPayload::ApprovalResponse { request_id: "r1".into(), decision: "approve".into(), reason: None };
+    /// let message = IpcMessage::new("approval.v1.response", reply, uuid::Uuid::nil())
+    ///     .with_principal("alice")
+    ///     .with_request_owner("session-1");
+    /// let json = serde_json::to_string(&message).unwrap();
+    /// assert!(json.ends_with(r#""principal":"alice","request_owner":"session-1"}"#));
+    /// ```
+    #[must_use]
+    pub fn with_request_owner(mut self, owner: impl Into<String>) -> Self {
+        self.request_owner = Some(owner.into());
         self
     }
 }
@@ -371,6 +401,7 @@ impl std::fmt::Debug for IpcMessage {
             .field("timestamp", &self.timestamp)
             .field("seq", &self.seq)
             .field("principal", &self.principal)
+            .field("request_owner", &self.request_owner)
             .finish()
     }
 }

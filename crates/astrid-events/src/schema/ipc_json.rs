@@ -1,7 +1,7 @@
 //! The JSON of an IPC event, read and written directly in the exact layout
 //! serde writes it (the 0.8.0 layout: fixed key order, no whitespace between
-//! keys and values, `null` for absent options except `principal`, which is
-//! left out). For code that moves many events as JSON (the NATS bridge).
+//! keys and values, `null` for absent options except `principal` and
+//! `request_owner`, which are left out). For code that moves many events as JSON (the NATS bridge).
 //!
 //! [`write_ipc_event`] writes the same bytes as `serde_json::to_writer`,
 //! walking the layout and leaving strings, timestamps and the payload to the
@@ -75,6 +75,12 @@ pub fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
         Some(()) => Some(r.string()?),
         None => None,
     };
+    // Not in 0.8.0 (nor in `upstream-types` messages: serde reads those).
+    #[cfg(not(feature = "upstream-types"))]
+    let request_owner = match r.lit(br#","request_owner":"#) {
+        Some(()) => Some(r.string()?),
+        None => None,
+    };
     r.lit(b"}}")?;
     if r.at != json.len() {
         return None;
@@ -96,6 +102,8 @@ pub fn read_ipc_event(json: &[u8]) -> Option<AstridEvent> {
             timestamp: message_timestamp,
             seq,
             principal,
+            #[cfg(not(feature = "upstream-types"))]
+            request_owner,
         },
     })
 }
@@ -159,6 +167,11 @@ fn write_ipc(metadata: &EventMetadata, message: &IpcMessage, out: &mut Vec<u8>) 
     if let Some(principal) = &message.principal {
         out.extend_from_slice(br#","principal":"#);
         serde_json::to_writer(&mut *out, principal).ok()?;
+    }
+    #[cfg(not(feature = "upstream-types"))]
+    if let Some(owner) = &message.request_owner {
+        out.extend_from_slice(br#","request_owner":"#);
+        serde_json::to_writer(&mut *out, owner).ok()?;
     }
     out.extend_from_slice(b"}}");
     Some(())
@@ -409,7 +422,13 @@ mod tests {
             ),
             (any_string(), any_string(), any_payload()),
             (prop::option::of(prop::collection::vec(any::<u8>(), 0..8))),
-            (uuid, ts, any::<u64>(), prop::option::of(any_string())),
+            (
+                uuid,
+                ts,
+                any::<u64>(),
+                prop::option::of(any_string()),
+                prop::option::of(any_string()),
+            ),
         )
             .prop_map(
                 |(
@@ -417,25 +436,31 @@ mod tests {
                     (session_id, user_id),
                     (source, topic, payload),
                     signature,
-                    (source_id, message_timestamp, seq, principal),
-                )| AstridEvent::Ipc {
-                    metadata: EventMetadata {
-                        event_id,
-                        timestamp,
-                        correlation_id,
-                        session_id,
-                        user_id,
-                        source,
-                    },
-                    message: IpcMessage {
-                        topic,
-                        payload,
-                        signature,
-                        source_id,
-                        timestamp: message_timestamp,
-                        seq,
-                        principal,
-                    },
+                    (source_id, message_timestamp, seq, principal, request_owner),
+                )| {
+                    #[cfg(feature = "upstream-types")]
+                    let _ = request_owner;
+                    AstridEvent::Ipc {
+                        metadata: EventMetadata {
+                            event_id,
+                            timestamp,
+                            correlation_id,
+                            session_id,
+                            user_id,
+                            source,
+                        },
+                        message: IpcMessage {
+                            topic,
+                            payload,
+                            signature,
+                            source_id,
+                            timestamp: message_timestamp,
+                            seq,
+                            principal,
+                            #[cfg(not(feature = "upstream-types"))]
+                            request_owner,
+                        },
+                    }
                 },
             )
     }

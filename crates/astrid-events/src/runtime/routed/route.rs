@@ -25,7 +25,7 @@ use crate::metrics::{
 };
 use crate::runtime::gate::GateInner;
 use crate::runtime::receiver::Registration;
-use crate::runtime::scope::Scope;
+use crate::runtime::scope::{Scope, request_owner_of};
 use crate::runtime::sync::{Mutex, Notified, Notify};
 use crate::schema::event::AstridEvent;
 
@@ -151,6 +151,13 @@ fn principal_of(event: &AstridEvent) -> Option<&str> {
     }
 }
 
+fn request_owner_of_event(event: &AstridEvent) -> Option<&str> {
+    match event {
+        AstridEvent::Ipc { message, .. } => request_owner_of(message),
+        _ => None,
+    }
+}
+
 impl Route {
     pub(crate) fn new(
         key: RouteKey,
@@ -183,10 +190,10 @@ impl Route {
         }
     }
 
-    /// Whether this route wants an event of `principal` now: inside its
-    /// scope and its gate published.
-    pub(crate) fn wants(&self, principal: Option<&str>) -> bool {
-        self.scope.admits(principal) && self.gate_open()
+    /// Whether this route wants an event of `principal` for
+    /// `request_owner` now: inside its scope and its gate published.
+    pub(crate) fn wants(&self, principal: Option<&str>, request_owner: Option<&str>) -> bool {
+        self.scope.admits_request(principal, request_owner) && self.gate_open()
     }
 
     /// Whether the route's gate (if any) is published. Read under the
@@ -219,7 +226,10 @@ impl Route {
         let nothing = Offered::default();
         let principal = principal_of(event);
         // Scope first: an event outside it never touches the budget.
-        if !self.scope.admits(principal) {
+        if !self
+            .scope
+            .admits_request(principal, request_owner_of_event(event))
+        {
             return (Offer::Foreign, nothing);
         }
         if !self.gate_open() {
