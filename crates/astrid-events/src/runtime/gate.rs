@@ -91,8 +91,9 @@ impl std::error::Error for GateError {}
 ///
 /// Routes tied to it with
 /// [`Subscription::gate`](crate::Subscription::gate) deliver only while it
-/// is published. Clones share the gate. See the module docs in the README
-/// ("Authority") for the atomicity guarantee.
+/// is published. Clones share the gate. Every state change takes the bus's
+/// publish lock, so each publish sees one state of the gate for all the
+/// routes it reaches (the README's "Authority" section has the details).
 ///
 /// ```
 /// use astrid_events::prelude::*;

@@ -126,7 +126,9 @@ impl EventBus {
     /// dropped meanwhile stops being waited for, an event larger than a
     /// route's whole budget is not waited for (that route rejects and counts
     /// it), and a route whose [`Gate`](crate::Gate) is not published is not
-    /// waited for either. Non-IPC events and events no lossless route wants
+    /// waited for either (a publisher already waiting when the gate is
+    /// retired waits on until that route makes room, its receiver is
+    /// dropped, or the timeout passes). Non-IPC events and events no lossless route wants
     /// get a permit at once.
     ///
     /// # Errors
