@@ -51,7 +51,8 @@
 //! | plain: `subscription_all()` (0.8.0 `subscribe`) | every event | oldest skipped, counted in `drain_lagged` |
 //! | topic: `subscription(pattern)` (0.8.0 `subscribe_topic`) | IPC events whose topic matches, through the topic index | own bounded queue; oldest dropped, counted by topic |
 //! | routed: `.routed(capsule, label)` (0.8.0 `subscribe_topic_routed`) | matching IPC events inside its [`Scope`], a FIFO per principal, deficit round-robin across principals | byte budget of what it keeps alive; oldest evicted, counted |
-//! | lossless routed: `.routed(..).lossless()` | as routed, never evicts | `publish` drops and counts; `publish_with_backpressure` waits for room |
+//! | lossless routed: `.routed(..).lossless()` | as routed, never evicts | `publish` drops and counts; [`EventBus::reserve`] and `publish_with_backpressure` wait for room |
+//! | gated routed: `.routed(..).gate(&gate)` | as routed, only while its [`Gate`] is published | as routed |
 //! | synchronous: [`EventBus::register_subscriber`] | every event, inside `publish` | runs inline |
 //!
 //! Every drop is counted, exported as a metric ([`metrics`]) and reported to
@@ -60,13 +61,23 @@
 //! events in that order. Every `recv` is cancel safe: an event is taken only
 //! when the future completes.
 //!
+//! # Authority
+//!
+//! A route's [`Scope`] bounds whose events it admits, down to one request
+//! owner within a principal (`Scope::RequestOwner`, with
+//! `IpcMessage::request_owner`; not with `upstream-types`); a [`Gate`]
+//! admits a generation of routes only while it is published and hands over
+//! to the next generation atomically ([`Gate::replace_with`]); and
+//! [`EventBus::reserve`] lets a publisher hold room, re-check its authority
+//! and then commit or drop the event ([`PublishPermit`]).
+//!
 //! # Features
 //!
 //! | feature | default | adds |
 //! |---|---|---|
 //! | `runtime` | on | the bus and everything that needs tokio. Without it the crate is the schema types, topic matching and validation, with no tokio in the tree, for `wasm32-wasip1` guests |
 //! | `stream` | off | receivers as `futures_core::Stream` (`EventReceiver::into_stream`, `RoutedEventReceiver::into_stream`); adds `futures-core` and `tokio-util` |
-//! | `upstream-types` | off | type identity with the Astrid runtime: `ipc` and `llm` are `astrid-types` 0.8.0's modules and `kernel_api` is `astrid-core` 0.8.0's, as in the published 0.8.0; `IpcMessage`'s `Debug` is then the runtime's, which prints payload content |
+//! | `upstream-types` | off | type identity with the Astrid runtime: `ipc` and `llm` are `astrid-types` 0.8.0's modules and `kernel_api` is `astrid-core` 0.8.0's, as in the published 0.8.0; `IpcMessage`'s `Debug` is then the runtime's, which prints payload content, and it has no `request_owner` (no `Scope::RequestOwner`) |
 //!
 //! # Modules
 //!
