@@ -74,6 +74,15 @@ async fn two_buses_exchange_events_with_principals_preserved() {
         .await
         .unwrap();
     let mut rx_b = bus_b.subscribe_topic("chat.*");
+    // One of alice's sessions: only the replies it owns.
+    let mut session_b = bus_b
+        .subscription("chat.*")
+        .routed(Uuid::nil(), "session")
+        .scope(astrid_events::Scope::RequestOwner {
+            principal: "alice".into(),
+            owner: "session-1".into(),
+        })
+        .subscribe();
 
     bus_a.publish(ipc("other.topic", Some("eve"), serde_json::json!(0)));
     let e1 = ipc(
@@ -82,22 +91,47 @@ async fn two_buses_exchange_events_with_principals_preserved() {
         serde_json::json!({"text": "hi"}),
     );
     let e2 = ipc("chat.é ü.*", None, serde_json::json!([1.5, null]));
+    // Not in 0.8.0: a request owner travels in the signed body.
+    let AstridEvent::Ipc {
+        metadata,
+        message: m3,
+    } = ipc(
+        "chat.room.1",
+        Some("alice"),
+        serde_json::json!({"reply": 1}),
+    )
+    else {
+        unreachable!()
+    };
+    let e3 = AstridEvent::Ipc {
+        metadata,
+        message: m3.with_request_owner("session-1"),
+    };
     bus_a.publish(e1.clone());
     bus_a.publish(e2.clone());
+    bus_a.publish(e3.clone());
 
     let got1 = recv(&mut rx_b).await;
     let got2 = recv(&mut rx_b).await;
-    for (sent, got) in [(&e1, &got1), (&e2, &got2)] {
+    let got3 = recv(&mut rx_b).await;
+    for (sent, got) in [(&e1, &got1), (&e2, &got2), (&e3, &got3)] {
         let (s, g) = (message(sent), message(got));
         assert_eq!(g.topic, s.topic);
         assert_eq!(g.principal, s.principal);
+        assert_eq!(g.request_owner, s.request_owner);
         assert_eq!(g.payload, s.payload);
         assert_eq!(g.source_id, s.source_id);
         assert_eq!(got.metadata().event_id, sent.metadata().event_id);
         assert_eq!(g.signature.as_ref().map(Vec::len), Some(64));
     }
-    wait_stats(&b, "b imported both", |s| s.imported == 2).await;
-    assert_eq!(a.stats().exported, 2, "the non-matching topic was exported");
+    let owned = session_b.try_recv_one().expect("the owned reply");
+    assert_eq!(owned.metadata().event_id, e3.metadata().event_id);
+    assert!(
+        session_b.try_recv_one().is_none(),
+        "alice's other events: no"
+    );
+    wait_stats(&b, "b imported all three", |s| s.imported == 3).await;
+    assert_eq!(a.stats().exported, 3, "the non-matching topic was exported");
     assert_eq!(b.stats().rejected_signature, 0);
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
