@@ -26,7 +26,9 @@
 //! publish takes it, stamps `seq`, and hands the event to the broadcast
 //! channel (plain receivers), the topic queues and the routes before
 //! releasing it, so no other publish can get between stamping and
-//! enqueuing. Subscribing and unsubscribing change the index under it. Wakeups of topic and routed receivers
+//! enqueuing. Subscribing and unsubscribing change the index under it, and
+//! admission gates change state under it (`gate.rs`), so a publish sees one
+//! state of every gate. Wakeups of topic and routed receivers
 //! happen after the lock is released (only the broadcast channel wakes its
 //! receivers inside its own send); a receiver reads its queue in order, so
 //! late wakeups cannot reorder it.
