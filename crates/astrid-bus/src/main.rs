@@ -14,37 +14,86 @@
 //!   for signing (`pub --sign-key`) and trusting (`sub --trust`). See
 //!   `nats_cmd` for readiness, exit codes and the signature policy.
 //!
+//! The NATS verbs are built only with the `nats` cargo feature, so the
+//! demo's first build compiles no NATS client. Without it their options
+//! still parse (the command line is the same in both builds) and running
+//! one is an error that says how to build it.
+//!
 //! Errors are flattened into one line on stderr and a non-zero exit; only
-//! this binary does that (the library keeps typed errors).
+//! this binary does that (the library keeps typed errors). The exit codes
+//! are listed once, in [`EXIT_CODES`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod demo;
+#[cfg(feature = "nats")]
 mod keyfile;
+mod logging;
+mod metrics_http;
 mod monitor_cmd;
+mod nats_args;
+#[cfg(feature = "nats")]
 mod nats_cmd;
+mod output;
+#[cfg(feature = "nats")]
+mod payload;
 mod plot;
 mod report;
 mod signal;
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// The exit codes, as `--help` prints them.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; also when the reader of stdout goes away (`| head -1`): the
+     command stops quietly; `sub` at --timeout-ms without --count; a stop by
+     Ctrl-C or SIGTERM ends a command as its normal end does
+  1  `demo` or `monitor --demo` found events lost without record (or
+     delivered unexpectedly): the accounting failed
+  2  error: bad arguments or input, a file that cannot be read or written,
+     NATS unreachable, `sub --count N` not reached, a NATS verb in a build
+     without the `nats` feature
+
+Logging: warnings (security events included) go to stderr; -v adds info,
+-vv debug, -vvv trace; without -v, RUST_LOG (`warn`, `astrid_events=debug`,
+`info,async_nats=off`, ...) sets the filter. The demo load's default leaves
+out the security warnings of its deliberate flood (its report counts every
+dropped event). NO_COLOR turns colour off.";
 
 /// Command line of `astrid-bus`.
 #[derive(Debug, Parser)]
 #[command(
     name = "astrid-bus",
     version,
-    about = "Drive and watch an astrid-events bus"
+    long_version = long_version(),
+    about = "Drive and watch an astrid-events bus",
+    after_help = EXIT_CODES
 )]
 struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (default:
+    /// warnings, or RUST_LOG when set).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--version`: the version and whether the NATS verbs are built in.
+const fn long_version() -> &'static str {
+    if cfg!(feature = "nats") {
+        concat!(env!("CARGO_PKG_VERSION"), " (NATS verbs: built in)")
+    } else {
+        concat!(
+            env!("CARGO_PKG_VERSION"),
+            " (NATS verbs: not built; cargo feature `nats`)"
+        )
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,15 +104,15 @@ enum Command {
     /// Show a live table of the busiest topics, lag and evictions.
     Monitor(MonitorArgs),
     /// Publish one IPC event to NATS, then exit.
-    Pub(nats_cmd::PubArgs),
+    Pub(nats_args::PubArgs),
     /// Print IPC events received from NATS, one JSON line each (0.8.0
     /// format). Prints `subscribed PATTERN` on stderr once subscribed.
     /// Exits 0 after --count events; at --timeout-ms exits 0 without
     /// --count, fails (exit 2) with it.
-    Sub(nats_cmd::SubArgs),
+    Sub(nats_args::SubArgs),
     /// Create an ed25519 key pair: FILE (secret, for pub --sign-key) and
     /// FILE.pub (for sub --trust); prints the public key.
-    Keygen(nats_cmd::KeygenArgs),
+    Keygen(nats_args::KeygenArgs),
 }
 
 /// Options of `astrid-bus demo`.
@@ -78,13 +127,15 @@ pub(crate) struct DemoArgs {
     /// Number of principals (half users `user-<n>`, half agents `agent.<n>`).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub(crate) principals: u64,
-    /// Print the report as one JSON object on stdout (and nothing else).
+    /// Print the report as one JSON object on stdout (and nothing else); its
+    /// field names are stable (README, "CLI: astrid-bus").
     #[arg(long)]
     pub(crate) json: bool,
     /// Write an SVG chart of throughput and of the flooded route's shares.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
-    /// Serve every bus metric for Prometheus at http://ADDR/metrics.
+    /// Serve every bus metric for Prometheus at http://ADDR/metrics (and
+    /// `OK` at /health).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
 }
@@ -95,25 +146,34 @@ pub(crate) struct MonitorArgs {
     /// Monitor a demo bus running in this process.
     #[arg(long, conflicts_with = "nats")]
     pub(crate) demo: bool,
-    /// Monitor the IPC traffic of this NATS server (see --pattern).
-    #[arg(long, value_name = "URL")]
-    pub(crate) nats: Option<String>,
+    #[command(flatten)]
+    pub(crate) connect: nats_args::MonitorConnectArgs,
     /// With --nats: topic patterns to import; repeatable (default: every
     /// topic).
-    #[arg(long, value_name = "P", requires = "nats")]
+    #[arg(long, value_name = "P", conflicts_with = "demo")]
     pub(crate) pattern: Vec<String>,
     #[command(flatten)]
-    pub(crate) import: nats_cmd::ImportArgs,
-    /// How long to run, in seconds.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub(crate) seconds: u64,
-    /// Serve every bus metric for Prometheus at http://ADDR/metrics.
+    pub(crate) import: nats_args::ImportArgs,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM;
+    /// a --demo load runs at most 86400 s).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) seconds: Option<u64>,
+    /// Serve every bus metric for Prometheus at http://ADDR/metrics (and
+    /// `OK` at /health).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let demo_load = match &cli.command {
+        Command::Demo(_) => true,
+        Command::Monitor(m) => m.demo,
+        _ => false,
+    };
+    if let Err(e) = logging::install(cli.verbose, demo_load) {
+        return fail(&e);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -125,32 +185,25 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => run_demo(args).await,
             Command::Monitor(args) => monitor_cmd::run(args).await,
-            Command::Pub(args) => nats_cmd::publish(args).await,
-            Command::Sub(args) => nats_cmd::subscribe(args).await,
-            Command::Keygen(args) => nats_cmd::keygen(&args),
+            Command::Pub(args) => nats_args::publish(args).await,
+            Command::Sub(args) => nats_args::subscribe(args).await,
+            Command::Keygen(args) => nats_args::keygen(&args),
         }
     });
     // Tasks still parked on a closed bus must not hold the process.
     runtime.shutdown_background();
     match outcome {
         Ok(code) => code,
+        Err(e) if output::is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
-/// Prints `error` as one line on stderr.
+/// Prints `error` as one line on stderr; exit code 2.
 fn fail(error: &anyhow::Error) -> ExitCode {
     let line = format!("{error:#}").replace('\n', " ");
-    let _ = writeln!(std::io::stderr(), "error: {line}");
+    output::stderr_line(format_args!("error: {line}"));
     ExitCode::from(2)
-}
-
-/// Installs the Prometheus exporter on `addr` (must run inside the runtime).
-pub(crate) fn install_metrics(addr: SocketAddr) -> anyhow::Result<()> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .with_context(|| format!("cannot serve metrics on {addr}"))
 }
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -158,7 +211,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         plot::check_writable(path)?;
     }
     if let Some(addr) = args.metrics_addr {
-        install_metrics(addr)?;
+        metrics_http::install(addr)?;
     }
     let config = demo::DemoConfig::from_args(&args);
     let outcome = demo::Demo::new(config).run(None, None).await?;
@@ -167,20 +220,19 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         plot::write_svg(path, &outcome)
             .with_context(|| format!("cannot write plot {}", path.display()))?;
     }
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut stdout, &report).context("cannot write the JSON report")?;
-        writeln!(stdout).context("cannot write the JSON report")?;
+    let text = if args.json {
+        serde_json::to_string(&report).context("cannot serialize the JSON report")?
     } else {
-        writeln!(stdout, "{}", report.render()).context("cannot write the report")?;
-    }
+        report.render()
+    };
+    // A reader that went away misses the report; the exit code still says
+    // whether the accounting held.
+    output::stdout_line_or_closed(&text)?;
     if report.lost_without_record != 0 || report.unexpected_deliveries != 0 {
-        let _ = writeln!(
-            std::io::stderr(),
+        output::stderr_line(format_args!(
             "error: {} events lost without record, {} unexpected deliveries",
-            report.lost_without_record,
-            report.unexpected_deliveries
-        );
+            report.lost_without_record, report.unexpected_deliveries
+        ));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

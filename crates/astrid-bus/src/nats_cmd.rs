@@ -16,98 +16,33 @@
 //! Once its NATS subscription is confirmed by the server, `sub` prints
 //! `subscribed <PATTERN>` on stderr: events published after that line are
 //! received. It exits 0 after `--count` events; at `--timeout-ms` (or on
-//! SIGINT or SIGTERM) it exits 0 if `--count` was not given, otherwise it fails, naming
-//! how many events of how many arrived and how many the bridge rejected.
+//! SIGINT or SIGTERM) it exits 0 if `--count` was not given, otherwise it
+//! fails, naming how many events of how many arrived and how many the
+//! bridge rejected. When the reader of its stdout goes away (`sub ... |
+//! head -1`), it stops quietly with exit 0.
+//!
+//! # Connection
+//!
+//! `--nats URL` (or `NATS_URL`), `--creds FILE` (a NATS credentials file)
+//! and `--tlsca FILE` (trust this root CA and require TLS) go to the
+//! bridge's builder unchanged; errors name the URL without its user and
+//! password.
 
-use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use astrid_events::validate::{validate_pattern, validate_principal, validate_topic};
 use astrid_events::{AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload};
-use astrid_events_nats::{Bridge, BridgeStats};
-use clap::Args;
+use astrid_events_nats::bridge::DEFAULT_PREFIX;
+use astrid_events_nats::{Bridge, BridgeBuilder, BridgeStats};
 
-use crate::keyfile;
+use crate::nats_args::{AuthArgs, ImportArgs, KeygenArgs, PubArgs, SubArgs};
 use crate::signal::StopSignals;
+use crate::{keyfile, output, payload};
 
 /// Subscriber label of `sub`'s receiver (its lag metric).
 const SUB_LABEL: &str = "astrid-bus-sub";
-
-/// Options of `astrid-bus pub`.
-#[derive(Debug, Args)]
-pub(crate) struct PubArgs {
-    /// NATS server URL, e.g. nats://127.0.0.1:4222.
-    #[arg(long, value_name = "URL")]
-    pub(crate) nats: String,
-    /// Principal the event is published for.
-    #[arg(long)]
-    pub(crate) principal: Option<String>,
-    /// Subject prefix shared by the nodes.
-    #[arg(long, default_value = astrid_events_nats::bridge::DEFAULT_PREFIX)]
-    pub(crate) prefix: String,
-    /// Node id sent with the event (default: a random UUID).
-    #[arg(long, value_name = "ID")]
-    pub(crate) node_id: Option<String>,
-    /// Sign with this secret key file (from `astrid-bus keygen`). Without
-    /// it the event is unsigned and only subscribers run with
-    /// --allow-unsigned accept it.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) sign_key: Option<PathBuf>,
-    /// Topic to publish on, e.g. tool.v1.run (no wildcards).
-    pub(crate) topic: String,
-    /// Payload as JSON. An object whose "type" is a known payload tag
-    /// becomes that typed payload; anything else is sent as a custom payload.
-    #[arg(allow_hyphen_values = true)]
-    pub(crate) json: String,
-}
-
-/// How imported events are checked; shared by `sub` and `monitor --nats`.
-#[derive(Debug, Args)]
-pub(crate) struct ImportArgs {
-    /// Subject prefix shared by the nodes.
-    #[arg(long, default_value = astrid_events_nats::bridge::DEFAULT_PREFIX)]
-    pub(crate) prefix: String,
-    /// Accept unsigned events (signed ones are still verified). Required
-    /// when no --trust key is given.
-    #[arg(long)]
-    pub(crate) allow_unsigned: bool,
-    /// Accept events signed by this public key file (FILE.pub from
-    /// `astrid-bus keygen`); repeat the option for several keys.
-    #[arg(long, value_name = "KEYFILE")]
-    pub(crate) trust: Vec<PathBuf>,
-}
-
-/// Options of `astrid-bus sub`.
-#[derive(Debug, Args)]
-pub(crate) struct SubArgs {
-    /// NATS server URL, e.g. nats://127.0.0.1:4222.
-    #[arg(long, value_name = "URL")]
-    pub(crate) nats: String,
-    /// Exit 0 after this many events (and fail on timeout before that).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) count: Option<u64>,
-    /// Stop after this many milliseconds (default: run until --count,
-    /// Ctrl-C or SIGTERM).
-    #[arg(long, value_name = "T", value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) timeout_ms: Option<u64>,
-    #[command(flatten)]
-    pub(crate) import: ImportArgs,
-    /// Topic pattern to receive, e.g. tool.v1.* (a trailing * matches one or
-    /// more segments).
-    pub(crate) pattern: String,
-}
-
-/// Options of `astrid-bus keygen`.
-#[derive(Debug, Args)]
-pub(crate) struct KeygenArgs {
-    /// Secret key file to create; the public key goes to FILE.pub. Neither
-    /// is overwritten.
-    #[arg(value_name = "FILE")]
-    pub(crate) file: PathBuf,
-}
 
 /// `url` with any `user:password@` replaced, for error messages.
 pub(crate) fn redact_url(url: &str) -> String {
@@ -129,10 +64,23 @@ pub(crate) fn redact_url(url: &str) -> String {
         .join(",")
 }
 
+/// A bridge builder for `url` with the connection options of `auth`.
+pub(crate) fn builder(bus: &EventBus, url: &str, auth: &AuthArgs) -> BridgeBuilder {
+    let mut builder = Bridge::builder(bus, url);
+    if let Some(path) = &auth.creds {
+        builder = builder.credentials_file(path);
+    }
+    if let Some(path) = &auth.tlsca {
+        builder = builder.tls_root_ca(path);
+    }
+    builder
+}
+
 /// Starts a bridge importing `patterns` into `bus` under `opts`.
 pub(crate) async fn start_import(
     bus: &EventBus,
     url: &str,
+    auth: &AuthArgs,
     patterns: &[String],
     opts: &ImportArgs,
 ) -> anyhow::Result<Bridge> {
@@ -146,8 +94,8 @@ pub(crate) async fn start_import(
              pass --trust FILE.pub or --allow-unsigned"
         );
     }
-    let mut builder = Bridge::builder(bus, url)
-        .prefix(opts.prefix.as_str())
+    let mut builder = builder(bus, url, auth)
+        .prefix(opts.prefix.as_deref().unwrap_or(DEFAULT_PREFIX))
         .allow_unsigned(opts.allow_unsigned)
         .trusted_keys(trusted);
     for p in patterns {
@@ -165,9 +113,8 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &args.principal {
         validate_principal(p).map_err(|e| anyhow!("invalid --principal: {e}"))?;
     }
-    let value: serde_json::Value =
-        serde_json::from_str(&args.json).context("the payload is not valid JSON")?;
-    let payload = IpcPayload::from_json_value(value);
+    // Read (and bounded) before connecting: a bad payload sends nothing.
+    let payload = IpcPayload::from_json_value(payload::read(&args.json)?);
     let signer = args
         .sign_key
         .as_deref()
@@ -175,8 +122,9 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
 
     let bus = EventBus::new();
-    let mut builder = Bridge::builder(&bus, args.nats.as_str())
-        .prefix(args.prefix.as_str())
+    let url = &args.connect.nats;
+    let mut builder = builder(&bus, url, &args.connect.auth)
+        .prefix(args.prefix.as_deref().unwrap_or(DEFAULT_PREFIX))
         .export(args.topic.as_str());
     if let Some(id) = &args.node_id {
         builder = builder.node_id(id.as_str());
@@ -187,7 +135,7 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
     let bridge = builder
         .start()
         .await
-        .with_context(|| format!("cannot bridge to NATS at {}", redact_url(&args.nats)))?;
+        .with_context(|| format!("cannot bridge to NATS at {}", redact_url(url)))?;
 
     // A command-line publisher is no capsule: the source id is nil.
     let mut message = IpcMessage::new(args.topic, payload, uuid::Uuid::nil());
@@ -202,7 +150,7 @@ pub(crate) async fn publish(args: PubArgs) -> anyhow::Result<ExitCode> {
     bridge
         .shutdown()
         .await
-        .with_context(|| format!("cannot flush NATS at {}", redact_url(&args.nats)))?;
+        .with_context(|| format!("cannot flush NATS at {}", redact_url(url)))?;
     let stats = bridge.stats();
     if stats.exported != 1 {
         bail!(
@@ -220,6 +168,8 @@ enum Stop {
     Timeout(u64),
     Interrupted,
     BusClosed,
+    /// The reader of stdout went away: a quiet end, exit 0.
+    StdoutClosed,
 }
 
 /// `astrid-bus sub`.
@@ -231,14 +181,15 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
     let mut rx = bus.subscribe_topic_as(args.pattern.as_str(), SUB_LABEL);
     let bridge = start_import(
         &bus,
-        &args.nats,
+        &args.connect.nats,
+        &args.connect.auth,
         std::slice::from_ref(&args.pattern),
         &args.import,
     )
     .await?;
     // Before the readiness line: see `signal.rs`.
     let mut signals = StopSignals::install().context("cannot install the signal handlers")?;
-    eprintln!("subscribed {}", args.pattern);
+    output::stderr_line(format_args!("subscribed {}", args.pattern));
 
     let deadline = args
         .timeout_ms
@@ -253,7 +204,6 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
 
     let mut received = 0u64;
     let mut lost = 0u64;
-    let mut stdout = std::io::stdout().lock();
     let stop = loop {
         if args.count.is_some_and(|n| received >= n) {
             break None;
@@ -267,27 +217,34 @@ pub(crate) async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
             break Some(Stop::BusClosed);
         };
         let line = serde_json::to_string(&*event).context("cannot serialize an event")?;
-        writeln!(stdout, "{line}")
-            .and_then(|()| stdout.flush())
-            .context("cannot write to stdout")?;
+        match output::stdout_line(&line) {
+            Ok(()) => {}
+            Err(e) if output::is_stdout_closed(&e) => break Some(Stop::StdoutClosed),
+            Err(e) => return Err(e),
+        }
         received += 1;
         lost += rx.drain_lagged();
     };
-    drop(stdout);
     // `sub` exports nothing, so there is nothing to flush: a failing
     // shutdown (NATS gone) loses no event.
     let _ = bridge.shutdown().await;
     lost += rx.drain_lagged();
+    if matches!(stop, Some(Stop::StdoutClosed)) {
+        return Ok(ExitCode::SUCCESS);
+    }
     if lost > 0 {
         bail!("{lost} events were lost: this subscriber fell behind");
     }
     match (stop, args.count) {
-        (None, _) | (Some(Stop::Timeout(_) | Stop::Interrupted), None) => Ok(ExitCode::SUCCESS),
+        (None, _) | (Some(Stop::Timeout(_) | Stop::Interrupted | Stop::StdoutClosed), None) => {
+            Ok(ExitCode::SUCCESS)
+        }
         (Some(stop), Some(n)) => {
             let why = match stop {
                 Stop::Timeout(ms) => format!("timed out after {ms} ms"),
                 Stop::Interrupted => "interrupted".to_owned(),
                 Stop::BusClosed => "the bus closed".to_owned(),
+                Stop::StdoutClosed => "stdout was closed".to_owned(),
             };
             bail!(
                 "{why}: received {received} of {n} events{}",
@@ -312,8 +269,7 @@ fn rejections(s: &BridgeStats) -> String {
 /// `astrid-bus keygen`.
 pub(crate) fn keygen(args: &KeygenArgs) -> anyhow::Result<ExitCode> {
     let key_id = keyfile::generate(&args.file)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{key_id}").context("cannot write to stdout")?;
+    output::stdout_line_or_closed(&key_id)?;
     Ok(ExitCode::SUCCESS)
 }
 

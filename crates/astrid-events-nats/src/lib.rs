@@ -38,12 +38,14 @@ pub mod bridge;
 pub mod durable;
 pub mod link;
 pub mod merkle;
+pub mod metrics;
 pub mod replay;
 pub mod sign;
 pub mod subject;
 pub mod wire;
 
 mod hex;
+mod security_log;
 
 pub use bridge::{Bridge, BridgeBuilder, BridgeStats, ShutdownError, StartError};
 pub use sign::{KeyId, NodeSigner, TrustedKeys, VerifyError};

@@ -240,6 +240,7 @@ impl Shared {
                     (Skip::NotImported, _) => c.ignored_not_imported.bump(),
                     (Skip::Signature, _) => {
                         c.rejected_signature.bump();
+                        crate::security_log::signature_rejected(m.subject);
                         return Err(PoisonReason::Signature);
                     }
                     (Skip::Duplicate, Path::Durable) => c.duplicates_suppressed.bump(),

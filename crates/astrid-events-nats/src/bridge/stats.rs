@@ -80,7 +80,7 @@ impl Tally {
     pub(super) fn new(outcome: &'static str) -> Self {
         Self {
             n: AtomicU64::new(0),
-            metric: metrics::counter!("astrid_nats_bridge_events_total", "outcome" => outcome),
+            metric: metrics::counter!(crate::metrics::METRIC_BRIDGE_EVENTS_TOTAL, "outcome" => outcome),
         }
     }
 

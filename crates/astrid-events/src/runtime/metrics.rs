@@ -48,3 +48,67 @@ pub const UNTAGGED_SUBSCRIBER: &str = "untagged";
 pub const DROP_OVERSIZE: &str = "oversize";
 /// `reason` label: a lossless route was full on a plain `publish`.
 pub const DROP_LOSSLESS_FULL: &str = "lossless_full";
+
+/// Registers the help text and unit of every metric above with the
+/// installed recorder, so an exporter can print them (Prometheus `# HELP`).
+///
+/// Call it once, after installing the recorder (a recorder installed later
+/// does not see the descriptions); without a recorder it does nothing.
+///
+/// ```
+/// // After e.g. `metrics_exporter_prometheus::PrometheusBuilder::new().install()`:
+/// astrid_events::metrics::describe();
+/// ```
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_counter!(
+        METRIC_BUS_EVENTS_PUBLISHED_TOTAL,
+        Unit::Count,
+        "Events published on the bus, by event_kind."
+    );
+    describe_counter!(
+        METRIC_BUS_RECEIVER_LAGGED_TOTAL,
+        Unit::Count,
+        "Events a plain or topic receiver lost to overflow, by subscriber."
+    );
+    describe_counter!(
+        METRIC_BUS_SUBSCRIBER_PANICS_TOTAL,
+        Unit::Count,
+        "Synchronous subscriber calls that panicked, by subscriber."
+    );
+    describe_counter!(
+        METRIC_BUS_SYNC_DEPTH_DROPPED_TOTAL,
+        Unit::Count,
+        "Events not handed to synchronous subscribers: publishing recursed past the depth limit."
+    );
+    describe_counter!(
+        METRIC_ROUTE_BYTE_EVICTIONS_TOTAL,
+        Unit::Count,
+        "Routed events evicted (oldest first) because the route's byte budget was full, by capsule and principal_class."
+    );
+    describe_counter!(
+        METRIC_ROUTE_QUANTUM_STARVED_TOTAL,
+        Unit::Count,
+        "Deficit round-robin visits that ended with the head event larger than the principal's deficit, by capsule and principal_class."
+    );
+    describe_gauge!(
+        METRIC_ROUTE_ACTIVE_PRINCIPALS,
+        Unit::Count,
+        "Principals with queued events in routes, by capsule and principal_class."
+    );
+    describe_gauge!(
+        METRIC_ROUTE_BUDGET_BYTES_IN_USE,
+        Unit::Bytes,
+        "Charged bytes queued in routes, by capsule and principal_class."
+    );
+    describe_counter!(
+        METRIC_ROUTE_DROPPED_TOTAL,
+        Unit::Count,
+        "Routed events dropped for a reason other than eviction (oversize, lossless_full), by capsule, principal_class and reason."
+    );
+    describe_counter!(
+        METRIC_BUS_RETAINED_EVICTIONS_TOTAL,
+        Unit::Count,
+        "Retained events evicted (least recently published first) to stay within the retention policy's bounds."
+    );
+}
