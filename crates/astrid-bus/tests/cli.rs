@@ -5,8 +5,15 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, with no `NATS_URL`, `RUST_LOG`, `NO_COLOR` or
+/// `CLICOLOR_FORCE` from the caller's environment (a test that wants one
+/// sets it).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_astrid-bus"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_astrid-bus"));
+    for var in ["NATS_URL", "RUST_LOG", "NO_COLOR", "CLICOLOR_FORCE"] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 fn run(args: &[&str]) -> Output {
@@ -96,11 +103,16 @@ fn free_port() -> u16 {
 }
 
 fn scrape(port: u16) -> Option<String> {
+    get(port, "/metrics")
+}
+
+/// The whole response to `GET path`, if it is a 200.
+fn get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut body = String::new();
@@ -151,9 +163,27 @@ fn metrics_endpoint_serves_bounded_bus_metrics() {
             break;
         }
     }
+    let health = get(port, "/health");
     let status = child.wait().expect("demo ends");
     let text = text.expect("metrics scraped while the demo ran");
     assert!(status.success());
+    // Liveness: 200 and the body `OK`.
+    let health = health.expect("/health answered while the demo ran");
+    assert!(health.trim_end().ends_with("\r\n\r\nOK"), "{health}");
+    // Every metric has a help text (`# HELP`) beside its type.
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(typed.len() >= 4, "{text}");
+    for name in typed {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} ")) && l.len() > name.len() + 20),
+            "{name} has no # HELP line"
+        );
+    }
     for name in [
         "astrid_bus_events_published_total",
         "astrid_capsule_route_byte_evictions_total",
@@ -304,11 +334,18 @@ impl Drop for Running {
 /// what ran, marked as interrupted, with nothing lost without record, and
 /// the demo exits 0.
 fn demo_stopped_by(signal: &str) {
-    let demo = Running::spawn(&["demo", "--seconds", "600", "--json"]);
-    // The first progress line: the run is under way (and the handlers are
-    // installed before it is printed).
-    let started = demo.stderr.recv_timeout(Duration::from_secs(60));
-    assert!(started.is_ok(), "the demo printed no progress");
+    let demo = Running::spawn(&["-v", "demo", "--seconds", "600", "--json"]);
+    // The info line that the run is under way (the handlers are installed
+    // before it is logged).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match demo.stderr.recv_timeout(left) {
+            Ok(line) if line.contains("demo publishing") => break,
+            Ok(_) => {}
+            Err(e) => panic!("the demo logged no start: {e}"),
+        }
+    }
     demo.signal(signal);
     let (exit, stdout, stderr) = demo.finish();
     let stdout = stdout.join("\n");
@@ -317,6 +354,7 @@ fn demo_stopped_by(signal: &str) {
         "exit {exit:?} after SIG{signal}, stdout {stdout}, stderr {stderr}"
     );
     assert!(!stderr.contains("error:"), "{stderr}");
+    assert!(!stderr.contains("ERROR"), "{stderr}");
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
     assert_eq!(r["interrupted"], true);
     assert_eq!(r["lost_without_record"], 0);
@@ -335,11 +373,11 @@ fn sigterm_prints_the_report_so_far() {
     demo_stopped_by("TERM");
 }
 
-/// `monitor --demo` ends on SIGTERM like at its deadline: the last table is
-/// printed and the exit is 0.
+/// `monitor --demo` without --seconds runs until stopped; SIGTERM ends it
+/// like a deadline: the last table is printed and the exit is 0.
 #[test]
-fn monitor_demo_stops_on_sigterm_with_its_last_table() {
-    let monitor = Running::spawn(&["monitor", "--demo", "--seconds", "600"]);
+fn monitor_demo_runs_until_sigterm_then_prints_its_last_table() {
+    let monitor = Running::spawn(&["monitor", "--demo"]);
     // The first table: the demo runs.
     let first = monitor.stdout.recv_timeout(Duration::from_secs(60));
     assert!(
@@ -363,4 +401,142 @@ fn monitor_demo_stops_on_sigterm_with_its_last_table() {
             .any(|l| l.contains("evictions by capsule")),
         "{stdout:?}"
     );
+}
+
+/// `--version` names the version and whether the NATS verbs are built in.
+#[test]
+fn version_names_the_build() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("astrid-bus {}", env!("CARGO_PKG_VERSION"));
+    assert!(text.starts_with(&expected), "{text}");
+    let built_in = text.contains("NATS verbs: built in");
+    assert_eq!(built_in, cfg!(feature = "nats"), "{text}");
+}
+
+/// `--help` documents the exit codes and logging.
+#[test]
+fn help_documents_exit_codes() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Exit codes:",
+        "\n  0  ",
+        "\n  1  ",
+        "\n  2  ",
+        "RUST_LOG",
+        "NO_COLOR",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing: {text}");
+    }
+}
+
+/// `NO_COLOR` turns colour off even where colour is forced.
+#[test]
+fn no_color_turns_colour_off() {
+    let colored = |no_color: bool| {
+        let mut cmd = bin();
+        cmd.env("CLICOLOR_FORCE", "1").arg("--help");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("binary runs");
+        assert!(out.status.success());
+        out.stdout.contains(&0x1b)
+    };
+    // The check can fail: forced colour does colour the help.
+    assert!(colored(false), "CLICOLOR_FORCE=1 gave no colour");
+    assert!(!colored(true), "NO_COLOR=1 left colour in");
+}
+
+/// A reader that goes away before the report ends the demo quietly: exit
+/// 0, no error.
+#[test]
+fn demo_ends_quietly_when_its_reader_goes_away() {
+    let mut child = bin()
+        .args(["demo", "--seconds", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("demo ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// `monitor --demo` (which runs until stopped) ends its load once nobody
+/// reads its tables: exit 0.
+#[test]
+fn monitor_ends_when_its_reader_goes_away() {
+    let mut child = bin()
+        .args(["monitor", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("monitor kept running after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).expect("read stderr");
+    }
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// The demo's deliberate overflows are security warnings: left out by
+/// default (the report counts them), shown with `RUST_LOG`.
+#[test]
+fn demo_security_warnings_follow_the_log_filter() {
+    let evicted = |stdout: &[u8]| {
+        let r: serde_json::Value = serde_json::from_slice(stdout).expect("JSON report");
+        r["evicted_or_rejected_total"].as_u64().unwrap_or(0)
+    };
+    let quiet = run(&["demo", "--seconds", "3", "--json"]);
+    assert!(quiet.status.success());
+    // There were overflows to warn about...
+    assert!(evicted(&quiet.stdout) > 0);
+    // ...and no warning by default.
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!stderr.contains("astrid_events::security"), "{stderr}");
+
+    let out = bin()
+        .env("RUST_LOG", "astrid_events::security=warn")
+        .args(["demo", "--seconds", "3", "--json"])
+        .output()
+        .expect("binary runs");
+    assert!(out.status.success());
+    assert!(evicted(&out.stdout) > 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("WARN astrid_events::security")),
+        "{stderr}"
+    );
+}
+
+/// Without the `nats` feature a NATS verb is a one-line error that says how
+/// to build it.
+#[cfg(not(feature = "nats"))]
+#[test]
+fn nats_verbs_say_how_to_build_them() {
+    let out = run(&["pub", "--nats", "nats://127.0.0.1:1", "a.b", "{}"]);
+    assert_one_line_error(&out, "--features nats");
+    let out = run(&["monitor", "--nats", "nats://127.0.0.1:1", "--seconds", "1"]);
+    assert_one_line_error(&out, "--features nats");
 }

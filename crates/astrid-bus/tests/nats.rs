@@ -83,8 +83,12 @@ impl Drop for Server {
     }
 }
 
+/// The binary, with no `NATS_URL` or `RUST_LOG` from the caller's
+/// environment (a test that wants one sets it).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_astrid-bus"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_astrid-bus"));
+    cmd.env_remove("NATS_URL").env_remove("RUST_LOG");
+    cmd
 }
 
 fn run(args: &[&str]) -> Output {
@@ -126,8 +130,12 @@ impl Running {
     /// Spawns `astrid-bus args` and waits (bounded) for its `subscribed`
     /// line on stderr.
     fn spawn_subscribed(args: &[&str]) -> Self {
-        let mut child = bin()
-            .args(args)
+        Self::spawn_subscribed_with(bin().args(args))
+    }
+
+    /// [`spawn_subscribed`](Self::spawn_subscribed) of a prepared command.
+    fn spawn_subscribed_with(cmd: &mut Command) -> Self {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -454,4 +462,196 @@ fn key_files_are_checked() {
         "is a public key",
     );
     assert!(Path::new(&public).exists());
+}
+
+/// `pub` takes its payload from argv, from stdin (`-`) and from a file
+/// (`@FILE`); all three arrive as the same typed payload.
+#[test]
+fn pub_reads_the_payload_from_stdin_and_files() {
+    let server = Server::start();
+    let url = server.url();
+    let mut sub = Running::spawn_subscribed(&[
+        "sub",
+        "--nats",
+        &url,
+        "--allow-unsigned",
+        "--count",
+        "2",
+        "--timeout-ms",
+        "10000",
+        "tool.v1.*",
+    ]);
+    // Read while it runs: its lines are larger than a pipe's buffer.
+    let mut pipe = sub.stdout.take().expect("stdout piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).map(|_| text)
+    });
+    // Larger than one command-line argument may be (128 KiB on Linux), and
+    // typed.
+    let text = "x".repeat(200_000);
+    let json = serde_json::json!({"type": "user_input", "text": text, "session_id": "s"});
+    let json = json.to_string();
+
+    let mut child = bin()
+        .args([
+            "pub",
+            "--nats",
+            &url,
+            "--principal",
+            "stdin",
+            "tool.v1.in",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pub");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin piped");
+        stdin.write_all(json.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("pub ends");
+    assert_success(&out);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("payload.json");
+    std::fs::write(&file, &json).expect("write payload file");
+    let at_file = format!("@{}", file.display());
+    assert_success(&run(&[
+        "pub",
+        "--nats",
+        &url,
+        "--principal",
+        "file",
+        "tool.v1.in",
+        &at_file,
+    ]));
+
+    let (ok, _, stderr) = sub.finish();
+    assert!(ok, "sub failed: {stderr}");
+    let stdout = reader.join().expect("reader thread").expect("read stdout");
+    let got = messages(&stdout);
+    assert_eq!(got.len(), 2, "{stderr}");
+    for principal in ["stdin", "file"] {
+        let m = got
+            .iter()
+            .find(|m| m.principal.as_deref() == Some(principal))
+            .unwrap_or_else(|| panic!("nothing from {principal}"));
+        assert_eq!(m.payload, payload_of(&json), "from {principal}");
+    }
+
+    // Bad sources are one-line errors, before anything is sent.
+    let missing = format!("@{}", dir.path().join("missing.json").display());
+    assert_one_line_error(
+        &run(&["pub", "--nats", &url, "tool.v1.in", &missing]),
+        "missing.json",
+    );
+    std::fs::write(&file, "{not json").expect("write bad payload");
+    assert_one_line_error(
+        &run(&["pub", "--nats", &url, "tool.v1.in", &at_file]),
+        "not valid JSON",
+    );
+}
+
+/// `NATS_URL` stands in for `--nats` in `pub`, `sub` and `monitor`.
+#[test]
+fn nats_url_comes_from_the_environment() {
+    let server = Server::start();
+    let url = server.url();
+    let sub = Running::spawn_subscribed_with(bin().env("NATS_URL", &url).args([
+        "sub",
+        "--allow-unsigned",
+        "--count",
+        "1",
+        "--timeout-ms",
+        "10000",
+        "env.*",
+    ]));
+    let monitor = Running::spawn_subscribed_with(bin().env("NATS_URL", &url).args([
+        "monitor",
+        "--allow-unsigned",
+        "--pattern",
+        "env.*",
+    ]));
+    let out = bin()
+        .env("NATS_URL", &url)
+        .args(["pub", "env.v1", r#"{"n":1}"#])
+        .output()
+        .expect("pub runs");
+    assert_success(&out);
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "sub failed: {stderr}");
+    assert_eq!(messages(&stdout).len(), 1, "{stdout}");
+    monitor.signal("TERM");
+    let (ok, stdout, stderr) = monitor.finish();
+    assert!(ok, "monitor failed: {stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("nats: imported 1 "), "{last}");
+
+    // --nats wins over the environment.
+    let out = bin()
+        .env("NATS_URL", &url)
+        .args(["pub", "--nats", &closed_port_url(), "env.v1", "{}"])
+        .output()
+        .expect("pub runs");
+    assert_one_line_error(&out, "cannot bridge");
+    // The URL (and any password in it) is not printed in --help.
+    let secret_url = format!("nats://user:hunter2@127.0.0.1:{}", server.port);
+    let help = bin()
+        .env("NATS_URL", &secret_url)
+        .args(["sub", "--help"])
+        .output()
+        .expect("help runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("NATS_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
+/// A reader that goes away (`sub ... | head -1`) ends `sub` quietly: exit
+/// 0, no error.
+#[test]
+fn sub_ends_quietly_when_its_reader_goes_away() {
+    let server = Server::start();
+    let url = server.url();
+    let mut sub = Running::spawn_subscribed(&["sub", "--nats", &url, "--allow-unsigned", "pipe.*"]);
+    // Close the read end of its stdout: the next line it writes fails.
+    drop(sub.stdout.take());
+    assert_success(&run(&["pub", "--nats", &url, "pipe.v1", "{}"]));
+    let (ok, _, stderr) = sub.finish();
+    assert!(ok, "exit after a closed pipe: {stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
+
+/// A signature rejection is a warning on stderr under the library's
+/// security target, seen without any logging option.
+#[test]
+fn signature_rejections_are_security_warnings() {
+    let server = Server::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("k");
+    let key = key.to_str().expect("utf-8 path");
+    assert_success(&run(&["keygen", key]));
+    let public = format!("{key}.pub");
+    let sub = Running::spawn_subscribed(&["sub", "--nats", &url, "--trust", &public, "sec.*"]);
+    // Unsigned, so rejected.
+    assert_success(&run(&["pub", "--nats", &url, "sec.v1", "{}"]));
+    let deadline = Instant::now() + DEADLINE;
+    let warning = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sub.stderr.recv_timeout(left) {
+            Ok(line) if line.contains("astrid_events::security") => break line,
+            Ok(_) => {}
+            Err(e) => panic!("no security warning in {DEADLINE:?}: {e}"),
+        }
+    };
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("signature policy"), "{warning}");
+    sub.signal("TERM");
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "{stderr}");
+    assert!(stdout.is_empty(), "nothing delivered: {stdout}");
 }
