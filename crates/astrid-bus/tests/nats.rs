@@ -3,7 +3,8 @@
 //! on a free loopback port.
 //!
 //! The server binary is `$NATS_SERVER_BIN` or `nats-server` on `PATH`; a
-//! missing one fails the tests (install it with `.ci/install-nats`).
+//! missing one fails the tests (install it with `.ci/install-nats`). The TLS
+//! test makes its certificates with the `openssl` command.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -32,6 +33,11 @@ fn free_loopback_port() -> u16 {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with `extra` command-line options.
+    fn start_with(extra: &[&str]) -> Self {
         let bin = std::env::var_os("NATS_SERVER_BIN").unwrap_or_else(|| "nats-server".into());
         let mut last = String::new();
         // A port free when picked can be taken before the server binds it:
@@ -40,6 +46,7 @@ impl Server {
             let port = free_loopback_port();
             let child = Command::new(&bin)
                 .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -654,4 +661,129 @@ fn signature_rejections_are_security_warnings() {
     let (ok, stdout, stderr) = sub.finish();
     assert!(ok, "{stderr}");
     assert!(stdout.is_empty(), "nothing delivered: {stdout}");
+}
+
+/// Runs `openssl args` in `dir`; the test fails if it cannot.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({e}): install it"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--tlsca` trusts a private CA: against a TLS-only server, `pub` and
+/// `sub` with it work; without it the connection is refused as untrusted.
+/// `--creds` with a missing file is a one-line error naming it.
+#[test]
+fn tlsca_trusts_a_private_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=astrid-test-ca",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let path = |f: &str| d.join(f).to_str().expect("utf-8 path").to_owned();
+    let (cert, key, ca) = (path("server.pem"), path("server.key"), path("ca.pem"));
+    let server = Server::start_with(&["--tls", "--tlscert", &cert, "--tlskey", &key]);
+    let url = server.url();
+
+    let sub = Running::spawn_subscribed(&[
+        "sub",
+        "--nats",
+        &url,
+        "--tlsca",
+        &ca,
+        "--allow-unsigned",
+        "--count",
+        "1",
+        "--timeout-ms",
+        "10000",
+        "tls.*",
+    ]);
+    assert_success(&run(&[
+        "pub",
+        "--nats",
+        &url,
+        "--tlsca",
+        &ca,
+        "tls.v1",
+        r#"{"n":1}"#,
+    ]));
+    let (ok, stdout, stderr) = sub.finish();
+    assert!(ok, "sub over TLS: {stderr}");
+    assert_eq!(messages(&stdout).len(), 1, "{stdout}");
+
+    // Without the CA the server's certificate is not trusted.
+    assert_one_line_error(
+        &run(&["pub", "--nats", &url, "tls.v1", "{}"]),
+        "certificate",
+    );
+    assert_one_line_error(
+        &run(&[
+            "pub",
+            "--nats",
+            &url,
+            "--creds",
+            "/nonexistent/x.creds",
+            "tls.v1",
+            "{}",
+        ]),
+        "/nonexistent/x.creds",
+    );
 }
