@@ -1,16 +1,16 @@
 //! `metrics::describe()` gives every metric the bus declares a help text
 //! of the kind its documentation names (Prometheus `# HELP`). The list of
-//! metrics is read from `src/metrics.rs` itself, so a metric added there
+//! metrics is read from `src/runtime/metrics.rs` itself, so a metric added there
 //! without a description fails this test.
 #![cfg(feature = "runtime")]
 
 use metrics_util::MetricKind;
 use metrics_util::debugging::DebuggingRecorder;
 
-/// `(kind, name)` of every `pub const METRIC_*` in `src/metrics.rs`, the
+/// `(kind, name)` of every `pub const METRIC_*` in `src/runtime/metrics.rs`, the
 /// kind taken from its doc comment's first word (`Counter:` / `Gauge:`).
 fn declared() -> Vec<(MetricKind, String)> {
-    let source = include_str!("../src/metrics.rs");
+    let source = include_str!("../src/runtime/metrics.rs");
     let mut kind = None;
     let mut out = Vec::new();
     for line in source.lines().map(str::trim) {
