@@ -164,10 +164,16 @@ impl Running {
             stderr,
             stdout,
         };
-        match running.stderr.recv_timeout(DEADLINE) {
-            Ok(line) if line.starts_with("subscribed ") => running,
-            Ok(line) => panic!("unexpected stderr before subscribing: {line}"),
-            Err(e) => panic!("no `subscribed` line in {DEADLINE:?}: {e}"),
+        // Warnings (a log line, e.g. a connection hiccup) may come first.
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match running.stderr.recv_timeout(left) {
+                Ok(line) if line.starts_with("subscribed ") => return running,
+                Ok(line) if line.contains(" WARN ") => {}
+                Ok(line) => panic!("unexpected stderr before subscribing: {line}"),
+                Err(e) => panic!("no `subscribed` line in {DEADLINE:?}: {e}"),
+            }
         }
     }
 
