@@ -14,7 +14,7 @@ use astrid_events::{
     EventBus, Gate, GateError, GateState, MAX_SUBSCRIPTION_BUDGET_BYTES, RoutedEventReceiver,
     SubscribeError,
 };
-use common::events::{ipc, seq_principal};
+use common::events::{drain_seqs, ipc};
 use uuid::Uuid;
 
 /// Only a deadlock takes this long.
@@ -25,15 +25,6 @@ fn gated(bus: &EventBus, gate: &Gate, label: &str) -> RoutedEventReceiver {
         .routed(Uuid::new_v4(), label)
         .gate(gate)
         .subscribe()
-}
-
-fn seqs(rx: &mut RoutedEventReceiver) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while let Some(e) = rx.try_recv_one() {
-        seqs.push(seq_principal(&e).0);
-    }
-    seqs.sort_unstable();
-    seqs
 }
 
 #[test]
@@ -58,7 +49,7 @@ fn a_route_delivers_only_while_its_gate_is_published() {
     );
     assert_eq!(bus.publish(ipc("gen.x", Some("a"), 1)), 0); // 5
     assert_eq!(
-        seqs(&mut rx),
+        drain_seqs(&mut rx),
         [2, 3],
         "what was queued before retirement is still drained"
     );
@@ -78,8 +69,12 @@ fn without_a_gate_a_handover_delivers_twice() {
     let mut old = route("gen-1");
     let mut new = route("gen-2"); // subscribed before the old one goes
     bus.publish(ipc("gen.x", Some("a"), 1));
-    drop(seqs(&mut old));
-    assert_eq!(seqs(&mut new), [1], "also delivered by the old generation");
+    drop(drain_seqs(&mut old));
+    assert_eq!(
+        drain_seqs(&mut new),
+        [1],
+        "also delivered by the old generation"
+    );
 
     // With gates: the same sequence delivers once.
     let old_gate = bus.gate();
@@ -90,8 +85,8 @@ fn without_a_gate_a_handover_delivers_twice() {
     bus.publish(ipc("gen.x", Some("a"), 1)); // 2
     old_gate.replace_with(&new_gate).expect("same bus");
     bus.publish(ipc("gen.x", Some("a"), 1)); // 3
-    assert_eq!(seqs(&mut old), [2]);
-    assert_eq!(seqs(&mut new), [3]);
+    assert_eq!(drain_seqs(&mut old), [2]);
+    assert_eq!(drain_seqs(&mut new), [3]);
 }
 
 /// Four threads publish while another hands over from the old generation's
@@ -139,7 +134,7 @@ fn a_handover_under_concurrent_publishers_delivers_each_event_exactly_once() {
         for p in publishers {
             p.join().expect("publisher");
         }
-        let (old_seqs, new_seqs) = (seqs(&mut old), seqs(&mut new));
+        let (old_seqs, new_seqs) = (drain_seqs(&mut old), drain_seqs(&mut new));
         assert_eq!(old.drain_lagged() + new.drain_lagged(), 0, "nothing lost");
         let both: Vec<u64> = old_seqs
             .iter()
@@ -248,6 +243,6 @@ async fn a_permit_committed_after_retirement_releases_its_room() {
         .expect("woken by the released room")
         .expect("task");
     assert_eq!(reached, 0, "retired: not delivered either");
-    assert_eq!(seqs(&mut rx), [1]);
+    assert_eq!(drain_seqs(&mut rx), [1]);
     assert_eq!(rx.drain_lagged(), 0);
 }

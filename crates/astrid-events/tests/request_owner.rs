@@ -17,7 +17,7 @@ use astrid_events::{
     AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload, MAX_SUBSCRIPTION_BUDGET_BYTES,
     PublishError, RoutedEventReceiver, Scope, SubscribeError,
 };
-use common::events::seq_principal;
+use common::events::drain_seqs;
 use uuid::Uuid;
 
 /// An approval reply for `principal`, owned by `owner`, carrying `bytes`
@@ -49,15 +49,6 @@ fn route(bus: &EventBus, scope: Scope) -> RoutedEventReceiver {
         .routed(Uuid::new_v4(), "approvals")
         .scope(scope)
         .subscribe()
-}
-
-fn drain_seqs(rx: &mut RoutedEventReceiver) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while let Some(e) = rx.try_recv_one() {
-        seqs.push(seq_principal(&e).0);
-    }
-    seqs.sort_unstable();
-    seqs
 }
 
 #[test]

@@ -9,22 +9,10 @@ mod common;
 use std::time::Duration;
 
 use astrid_events::{
-    AstridEvent, EventBus, MAX_SUBSCRIPTION_BUDGET_BYTES, RetentionPolicy, RoutedEventReceiver,
-    Scope, SubscribeError,
+    AstridEvent, EventBus, MAX_SUBSCRIPTION_BUDGET_BYTES, RetentionPolicy, Scope, SubscribeError,
 };
-use common::events::{ipc, lifecycle, seq_principal};
+use common::events::{drain_seqs, ipc, lifecycle, seq_principal};
 use uuid::Uuid;
-
-/// Seqs of everything a routed receiver holds now, sorted (DRR interleaves
-/// principals, so only each principal's own order is fixed).
-fn drain_seqs(rx: &mut RoutedEventReceiver) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    while let Some(e) = rx.try_recv_one() {
-        seqs.push(seq_principal(&e).0);
-    }
-    seqs.sort_unstable();
-    seqs
-}
 
 #[test]
 fn plain_gets_every_event_under_its_name() {

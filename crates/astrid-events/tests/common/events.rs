@@ -47,3 +47,16 @@ pub fn route_charges(event: &AstridEvent) -> (usize, usize) {
     bus.publish(event.clone());
     (first, rx.total_bytes() - first)
 }
+
+/// The seqs of everything a routed receiver holds now, taken and sorted
+/// (DRR interleaves principals, so only each principal's own order is
+/// fixed).
+#[cfg(feature = "runtime")]
+pub fn drain_seqs(rx: &mut astrid_events::RoutedEventReceiver) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while let Some(e) = rx.try_recv_one() {
+        seqs.push(seq_principal(&e).0);
+    }
+    seqs.sort_unstable();
+    seqs
+}
