@@ -467,17 +467,6 @@ impl EventBus {
         }
     }
 
-    /// `publish` of a fresh event for which `reserved` routes hold room
-    /// (see `permit.rs`); `charge` is its routed charge, if measured.
-    pub(crate) fn publish_reserved(
-        &self,
-        event: Arc<AstridEvent>,
-        reserved: &[Arc<Route>],
-        charge: Option<EventCharge>,
-    ) -> usize {
-        self.publish_arc(event, reserved, charge)
-    }
-
     /// The limiter `try_publish` consults and the rate it grants.
     pub(crate) fn rate_limit(&self) -> Option<(&IpcRateLimiter, usize)> {
         self.shared
@@ -498,8 +487,9 @@ impl EventBus {
     /// Under the sequencer: stamp, broadcast, index walk, topic pushes, route
     /// offers, retained store and the synchronous-dispatch turn. After it:
     /// receiver wakeups and loss reports, then synchronous dispatch.
+    /// `permit.rs` commits through it with the routes it reserved.
     #[inline]
-    fn publish_arc(
+    pub(crate) fn publish_arc(
         &self,
         mut event: Arc<AstridEvent>,
         reserved: &[Arc<Route>],

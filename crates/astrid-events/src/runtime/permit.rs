@@ -94,7 +94,7 @@ impl PublishPermit {
             mut held,
             charge,
         } = self;
-        let reached = bus.publish_reserved(Arc::new(event), &held.routes, charge);
+        let reached = bus.publish_arc(Arc::new(event), &held.routes, charge);
         // Consumed by the publish (or given back by it, for a route whose
         // gate closed meanwhile); nothing left to release.
         held.routes.clear();
