@@ -733,11 +733,14 @@ impl EventBus {
                     reached += 1;
                 }
                 Target::Route(route) => {
-                    // Computed once per publish, and only if a route matched.
-                    let charge = *charge.get_or_insert_with(|| {
-                        let held = *held.get_or_insert_with(|| held_bytes(metadata, message));
-                        EventCharge::new(held, message)
-                    });
+                    // Computed once per publish, and only if a route admits
+                    // the event.
+                    let charge = || {
+                        *charge.get_or_insert_with(|| {
+                            let held = *held.get_or_insert_with(|| held_bytes(metadata, message));
+                            EventCharge::new(held, message)
+                        })
+                    };
                     let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
                     let (offer, offered) = route.offer_deferred(event, charge, has_reservation);
                     *after = after.merge(After::Route(offered));
@@ -893,7 +896,7 @@ impl EventBus {
                     Target::Topic(queue) => queue.after_push(queue.push(event)),
                     Target::Route(route) => {
                         if let AstridEvent::Ipc { message, .. } = event.as_ref() {
-                            let charge = EventCharge::new(held, message);
+                            let charge = || EventCharge::new(held, message);
                             let (_, offered) = route.offer_deferred(&event, charge, false);
                             route.after_offer(offered);
                         }

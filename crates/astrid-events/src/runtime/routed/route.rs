@@ -210,8 +210,9 @@ impl Route {
         charge.saturating_add(slot_charge(principal))
     }
 
-    /// Offers `event` (charged `charge`, computed once per publish) to this
-    /// route. The wakeup and the loss log are left to
+    /// Offers `event` to this route, charged what `charge` computes (the
+    /// publisher computes it at most once per publish, and not at all when
+    /// every route it offers to refuses the event by scope). The wakeup and the loss log are left to
     /// [`after_offer`](Self::after_offer), so the publisher makes them after
     /// releasing the bus's publish lock.
     ///
@@ -220,18 +221,20 @@ impl Route {
     pub(crate) fn offer_deferred(
         &self,
         event: &Arc<AstridEvent>,
-        charge: EventCharge,
+        charge: impl FnOnce() -> EventCharge,
         reserved: bool,
     ) -> (Offer, Offered) {
         let nothing = Offered::default();
         let principal = principal_of(event);
-        // Scope first: an event outside it never touches the budget.
+        // Scope first: an event outside it never touches the budget (and is
+        // not even measured).
         if !self
             .scope
             .admits_request(principal, request_owner_of_event(event))
         {
             return (Offer::Foreign, nothing);
         }
+        let charge = charge();
         if !self.gate_open() {
             // Closed since the publisher reserved: the room goes back.
             if reserved {
