@@ -117,51 +117,116 @@ fn chunked(
     total
 }
 
+/// Events per `plain_delivery` chunk.
+const PLAIN_CHUNK: u64 = 256;
+
+/// `iters` publishes on `bus`, each followed by a `try_recv` of `rx`.
+fn plain_bus(bus: &EventBus, rx: &mut EventReceiver, iters: u64) -> Duration {
+    chunked(
+        iters,
+        PLAIN_CHUNK,
+        |_| "tool.v1.execute.read.result",
+        |events, out| {
+            for event in events {
+                black_box(bus.publish(event));
+                if let Some(event) = rx.try_recv() {
+                    out.push(event);
+                }
+            }
+        },
+    )
+}
+
+/// The same on a bare broadcast channel.
+fn plain_bare(
+    tx: &broadcast::Sender<Arc<AstridEvent>>,
+    rx: &mut broadcast::Receiver<Arc<AstridEvent>>,
+    iters: u64,
+) -> Duration {
+    chunked(
+        iters,
+        PLAIN_CHUNK,
+        |_| "tool.v1.execute.read.result",
+        |events, out| {
+            for event in events {
+                black_box(tx.send(Arc::new(event)).unwrap_or(0));
+                if let Ok(event) = rx.try_recv() {
+                    out.push(event);
+                }
+            }
+        },
+    )
+}
+
 fn plain_delivery(c: &mut Criterion) {
-    const CHUNK: u64 = 256;
     let mut group = c.benchmark_group("plain_delivery");
     group.throughput(Throughput::Elements(1));
 
     let bus = EventBus::with_capacity(CAPACITY);
     let mut rx = bus.subscribe();
     group.bench_function("bus_subscribe", |b| {
-        b.iter_custom(|iters| {
-            chunked(
-                iters,
-                CHUNK,
-                |_| "tool.v1.execute.read.result",
-                |events, out| {
-                    for event in events {
-                        black_box(bus.publish(event));
-                        if let Some(event) = rx.try_recv() {
-                            out.push(event);
-                        }
-                    }
-                },
-            )
-        });
+        b.iter_custom(|iters| plain_bus(&bus, &mut rx, iters));
     });
     assert_eq!(rx.drain_lagged(), 0);
 
     let (tx, mut bare_rx) = broadcast::channel::<Arc<AstridEvent>>(CAPACITY);
     group.bench_function("bare_broadcast", |b| {
-        b.iter_custom(|iters| {
-            chunked(
-                iters,
-                CHUNK,
-                |_| "tool.v1.execute.read.result",
-                |events, out| {
-                    for event in events {
-                        black_box(tx.send(Arc::new(event)).unwrap_or(0));
-                        if let Ok(event) = bare_rx.try_recv() {
-                            out.push(event);
-                        }
-                    }
-                },
-            )
-        });
+        b.iter_custom(|iters| plain_bare(&tx, &mut bare_rx, iters));
     });
     group.finish();
+    plain_delivery_ratios(&bus, &mut rx, &tx, &mut bare_rx);
+}
+
+/// `plain_delivery` again as interleaved rounds (`ASTRID_PLAIN_ROUNDS`,
+/// default 21; 0 skips), bus then bare in each round, 65,536 events each;
+/// prints the median per-event times and the median, lowest and highest of
+/// the per-round ratios. Criterion measures the two sides seconds apart, so
+/// on a shared machine a change of load between them shows up as a ratio;
+/// alternating round by round exposes both sides to the same load.
+/// Runs only when the bench filter selects `plain_delivery` (or none).
+fn plain_delivery_ratios(
+    bus: &EventBus,
+    rx: &mut EventReceiver,
+    tx: &broadcast::Sender<Arc<AstridEvent>>,
+    bare_rx: &mut broadcast::Receiver<Arc<AstridEvent>>,
+) {
+    const EVENTS: u64 = 65_536;
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let rounds: usize = std::env::var("ASTRID_PLAIN_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(21);
+    let selected =
+        "plain_delivery/".contains(filter.as_str()) || filter.starts_with("plain_delivery");
+    if rounds == 0 || !selected {
+        return;
+    }
+    let (mut ours, mut bare, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let b = plain_bus(bus, rx, EVENTS).as_secs_f64();
+        let a = plain_bare(tx, bare_rx, EVENTS).as_secs_f64();
+        ours.push(b);
+        bare.push(a);
+        ratios.push(b / a);
+    }
+    assert_eq!(rx.drain_lagged(), 0);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let per_event = |s: f64| s * 1e9 / EVENTS as f64;
+    println!(
+        "plain_delivery, {rounds} interleaved rounds: bus {:.1} ns, bare broadcast {:.1} ns per \
+         event (medians); bus / bare median {:.3}x (rounds {:.3}-{:.3}x; target <= 1.10x)",
+        per_event(median(&mut ours)),
+        per_event(median(&mut bare)),
+        median(&mut ratios),
+        ratios[0],
+        ratios[rounds - 1],
+    );
 }
 
 const TOPICS: [&str; 16] = [
