@@ -57,9 +57,10 @@ async fn a_non_utf8_header_cuts_an_open_server_connection_and_the_cut_is_reporte
 
 /// The README's authorization example, verbatim: per-node users `node-a`
 /// and `node-b` may publish and subscribe on the bus prefix (plus inboxes,
-/// the bridge's start-up barrier subject and JetStream's API and acks);
-/// `guest` may not publish on the prefix, the inboxes or JetStream's
-/// subjects. Every password in it is the literal `...`.
+/// the bridge's start-up barrier subject and JetStream's API and acks, less
+/// the API calls that destroy stored messages); `guest` may not publish on
+/// the prefix, the inboxes or JetStream's subjects. Every password in it is
+/// the literal `...`.
 fn readme_auth_config() -> String {
     let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
     let text = std::fs::read_to_string(readme).unwrap();
@@ -247,6 +248,29 @@ async fn durable_topics_work_under_the_readme_permissions_and_guest_cannot_touch
             errors.len(),
             1,
             "{:?}: {errors:?}",
+            String::from_utf8_lossy(subject)
+        );
+        assert!(errors[0].contains("Permissions Violation"), "{errors:?}");
+    }
+    // A node may use the JetStream API, but not to destroy what is stored.
+    for subject in &attempts[2..6] {
+        let subject = *subject;
+        let errors = tokio::task::spawn_blocking(move || {
+            raw::hpub_as(
+                port,
+                ("node-a", PASSWORD),
+                subject,
+                b"NATS/1.0\r\n\r\n",
+                b"{}",
+                1,
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            errors.len(),
+            1,
+            "node-a {:?}: {errors:?}",
             String::from_utf8_lossy(subject)
         );
         assert!(errors[0].contains("Permissions Violation"), "{errors:?}");
