@@ -134,11 +134,11 @@ pub use monitor::{BusMonitor, MonitorRecorder, MonitorSnapshot};
 #[cfg(feature = "runtime")]
 pub use runtime::bus::{DEFAULT_CHANNEL_CAPACITY, EventBus, EventBusBuilder};
 #[cfg(feature = "runtime")]
-pub use runtime::error::{PublishError, SubscribeError};
+pub use runtime::error::{BatchPublishError, PublishError, SubscribeError};
 #[cfg(feature = "runtime")]
 pub use runtime::gate::{Gate, GateError, GateState};
 #[cfg(feature = "runtime")]
-pub use runtime::permit::PublishPermit;
+pub use runtime::permit::{BatchPermit, PublishPermit};
 #[cfg(feature = "runtime")]
 pub use runtime::receiver::{EventReceiver, LAG_OTHER_TOPICS, LAG_TOPICS_TRACKED};
 #[cfg(feature = "runtime")]

@@ -41,6 +41,7 @@ use crate::rate_limiter::IpcRateLimiter;
 use crate::runtime::gate::{Gate, GateInner};
 use crate::runtime::held::held_bytes;
 use crate::runtime::index::{EntryId, TopicIndex};
+use crate::runtime::permit::HeldRoom;
 use crate::runtime::receiver::{
     EventReceiver, Pushed, Registration, TopicQueue, TopicSubscription,
 };
@@ -492,7 +493,7 @@ impl EventBus {
     pub(crate) fn publish_arc(
         &self,
         mut event: Arc<AstridEvent>,
-        reserved: &[Arc<Route>],
+        reserved: &[HeldRoom],
         charge: Option<EventCharge>,
     ) -> usize {
         self.shared.published.count(&event);
@@ -585,19 +586,28 @@ impl EventBus {
     where
         I: IntoIterator<Item = AstridEvent>,
     {
+        self.publish_batch_with(events.into_iter().map(|event| (event, None)), &[])
+    }
+
+    /// `publish_batch` of events given with their routed charge if already
+    /// computed, where `reserved` routes already hold room for every event
+    /// of the batch they admit. `permit.rs` commits a batch through it.
+    pub(crate) fn publish_batch_with<I>(&self, events: I, reserved: &[HeldRoom]) -> usize
+    where
+        I: Iterator<Item = (AstridEvent, Option<EventCharge>)>,
+    {
         let registry = &self.shared.registry;
         let sync = registry.len() > 0;
         // Depth checked per event, as `publish` would (it counts skips).
-        let mut events: Vec<(Arc<AstridEvent>, Option<usize>)> = events
-            .into_iter()
-            .map(|event| {
+        let mut events: Vec<(Arc<AstridEvent>, Option<usize>, Option<EventCharge>)> = events
+            .map(|(event, charge)| {
                 self.shared.published.count(&event);
                 let depth = if sync {
                     registry.depth_of_next(&event)
                 } else {
                     None
                 };
-                (Arc::new(event), depth)
+                (Arc::new(event), depth, charge)
             })
             .collect();
         if events.is_empty() {
@@ -610,7 +620,7 @@ impl EventBus {
             let ordered = &mut *ordered;
             // Stamped first (nothing else holds the events yet), then
             // delivered in the same order, all under the lock.
-            for (event, _) in &mut events {
+            for (event, _, _) in &mut events {
                 Self::stamp(event, &mut ordered.seq);
             }
             // Checked once: a plain receiver that subscribes while the lock
@@ -620,7 +630,7 @@ impl EventBus {
             let index = &ordered.index;
             let mut walked = WalkedTopics::default();
             let mut reached = 0;
-            for (i, (event, depth)) in events.iter().enumerate() {
+            for (i, (event, depth, charge)) in events.iter().enumerate() {
                 if plain {
                     reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
                 }
@@ -633,7 +643,8 @@ impl EventBus {
                         walked.add(&message.topic, first..targets.len(), retain);
                         (first..targets.len(), retain)
                     });
-                    reached += self.deliver_to(&mut targets[range], retain, event, &[], None);
+                    reached +=
+                        self.deliver_to(&mut targets[range], retain, event, reserved, *charge);
                 }
                 if let Some(turn) =
                     depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn))
@@ -669,7 +680,7 @@ impl EventBus {
         &self,
         index: &TopicIndex<Target>,
         event: &Arc<AstridEvent>,
-        reserved: &[Arc<Route>],
+        reserved: &[HeldRoom],
         targets: &mut Vec<(Target, After)>,
         charge: Option<EventCharge>,
     ) -> usize {
@@ -712,7 +723,7 @@ impl EventBus {
         targets: &mut [(Target, After)],
         retain: bool,
         event: &Arc<AstridEvent>,
-        reserved: &[Arc<Route>],
+        reserved: &[HeldRoom],
         mut charge: Option<EventCharge>,
     ) -> usize {
         let AstridEvent::Ipc { metadata, message } = event.as_ref() else {
@@ -741,7 +752,7 @@ impl EventBus {
                             EventCharge::new(held, message)
                         })
                     };
-                    let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(r, route));
+                    let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(&r.route, route));
                     let (offer, offered) = route.offer_deferred(event, charge, has_reservation);
                     *after = after.merge(After::Route(offered));
                     if offer == Offer::Queued {

@@ -96,6 +96,66 @@ impl std::error::Error for PublishError {
     }
 }
 
+/// Why [`EventBus::reserve_batch`](crate::EventBus::reserve_batch) (or
+/// [`publish_batch_with_backpressure`](crate::EventBus::publish_batch_with_backpressure))
+/// did not publish. Nothing of the batch was published or stays reserved;
+/// the events are handed back in order.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BatchPublishError {
+    /// A matching lossless route did not have room for the whole batch for
+    /// the whole timeout.
+    Timeout {
+        /// The batch, not published.
+        events: Vec<AstridEvent>,
+        /// How long the publisher waited.
+        waited: Duration,
+    },
+    /// The batch needs more room in a lossless route than the route's whole
+    /// budget: it could never be reserved, so it was refused without
+    /// waiting. Split it (or publish the oversize event alone).
+    TooLarge {
+        /// The batch, not published.
+        events: Vec<AstridEvent>,
+        /// Bytes the batch reserves in that route.
+        needed: u64,
+        /// The route's whole budget.
+        budget: u64,
+    },
+}
+
+impl BatchPublishError {
+    /// The events that were not published, in batch order.
+    pub fn into_events(self) -> Vec<AstridEvent> {
+        match self {
+            Self::Timeout { events, .. } | Self::TooLarge { events, .. } => events,
+        }
+    }
+}
+
+impl fmt::Display for BatchPublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Timeout { events, waited } => write!(
+                f,
+                "a lossless route had no room for a batch of {} events for {waited:?}; nothing published",
+                events.len()
+            ),
+            Self::TooLarge {
+                events,
+                needed,
+                budget,
+            } => write!(
+                f,
+                "a batch of {} events needs {needed} bytes in a lossless route whose budget is {budget}; nothing published",
+                events.len()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BatchPublishError {}
+
 /// Why a checked subscription ([`Subscription`](crate::Subscription)'s
 /// `try_subscribe`) was refused. Nothing was registered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -212,10 +212,9 @@ impl RouteQueue {
         }
     }
 
-    /// Whether an event of `charge` for `principal` can never fit, even in
-    /// an empty queue.
-    pub(crate) fn is_oversize(&self, principal: Option<&str>, charge: u64) -> bool {
-        charge.saturating_add(slot_charge(principal)) > self.budget
+    /// The most the queue holds, in charged bytes.
+    pub(crate) fn budget(&self) -> u64 {
+        self.budget
     }
 
     /// Queues `event` for `principal` (`charge`: held bytes plus

@@ -193,7 +193,13 @@ impl Route {
     /// Whether this route wants an event of `principal` for
     /// `request_owner` now: inside its scope and its gate published.
     pub(crate) fn wants(&self, principal: Option<&str>, request_owner: Option<&str>) -> bool {
-        self.scope.admits_request(principal, request_owner) && self.gate_open()
+        self.admits(principal, request_owner) && self.gate_open()
+    }
+
+    /// Whether an event of `principal` for `request_owner` is inside this
+    /// route's scope (which never changes; the gate aside).
+    pub(crate) fn admits(&self, principal: Option<&str>, request_owner: Option<&str>) -> bool {
+        self.scope.admits_request(principal, request_owner)
     }
 
     /// Whether the route's gate (if any) is published. Read under the
@@ -340,16 +346,17 @@ impl Route {
         }
     }
 
-    /// Reserves [`reservation`](Self::reservation) bytes for an event of
-    /// `charge` for `principal` if they fit beside what is queued and
-    /// already reserved. A closed route, or an event that cannot fit even in
-    /// an empty route (it will be rejected and counted), needs no room.
-    pub(crate) fn try_reserve(&self, principal: Option<&str>, charge: u64) -> Reservation {
+    /// Reserves `amount` bytes (the [`reservation`](Self::reservation) of
+    /// one event, or the sum of a batch's) if they fit beside what is queued
+    /// and already reserved. A closed route needs no room, nor does an
+    /// amount larger than the whole budget, which can never fit (a single
+    /// such event is rejected and counted at commit; a batch is refused
+    /// before it waits, see [`exceeds_budget`](Self::exceeds_budget)).
+    pub(crate) fn try_reserve(&self, amount: u64) -> Reservation {
         let mut state = self.state.lock();
-        if state.closed || state.queue.is_oversize(principal, charge) {
+        if state.closed || amount > state.queue.budget() {
             return Reservation::NotNeeded;
         }
-        let amount = Self::reservation(principal, charge);
         if state
             .queue
             .has_room_for(amount.saturating_add(state.reserved))
@@ -359,6 +366,14 @@ impl Route {
         } else {
             Reservation::Full
         }
+    }
+
+    /// Whether `amount` bytes can never be reserved in this open route:
+    /// `Some(budget)` if they exceed its whole budget.
+    pub(crate) fn exceeds_budget(&self, amount: u64) -> Option<u64> {
+        let state = self.state.lock();
+        let budget = state.queue.budget();
+        (!state.closed && amount > budget).then_some(budget)
     }
 
     /// Gives back a reservation of `amount` bytes that will not be used.
