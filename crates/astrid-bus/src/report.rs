@@ -27,8 +27,8 @@ pub(crate) struct Report {
     pub(crate) lost_without_record: u64,
     /// For every receiver: delivered + reported lag - expected (must be 0).
     pub(crate) unexpected_deliveries: u64,
-    /// LLM token publishes that gave up waiting for the lossless consumer
-    /// (not published, so not expected anywhere).
+    /// LLM tokens whose (batched) publish gave up waiting for the lossless
+    /// consumer (not published, so not expected anywhere).
     pub(crate) backpressure_timeouts: u64,
     pub(crate) latency_us: Latency,
     pub(crate) flooded_route: Fairness,

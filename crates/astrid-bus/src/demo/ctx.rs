@@ -43,6 +43,7 @@ pub(super) struct Ctx {
     /// Successful publishes, all classes.
     pub(super) published: AtomicU64,
     pub(super) by_class: [AtomicU64; Class::ALL.len()],
+    /// LLM tokens not published: their burst timed out waiting for room.
     pub(super) backpressure_timeouts: AtomicU64,
     /// Publish-to-receive latency, nanoseconds.
     pub(super) latency: std::sync::Mutex<Histogram<u64>>,
@@ -59,9 +60,14 @@ impl Ctx {
     }
 
     pub(super) fn count(&self, class: Class) {
-        self.published.fetch_add(1, Ordering::Relaxed);
+        self.count_many(class, 1);
+    }
+
+    /// Counts `n` successful publishes of `class`.
+    pub(super) fn count_many(&self, class: Class, n: u64) {
+        self.published.fetch_add(n, Ordering::Relaxed);
         let i = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
-        self.by_class[i].fetch_add(1, Ordering::Relaxed);
+        self.by_class[i].fetch_add(n, Ordering::Relaxed);
     }
 }
 

@@ -1,6 +1,7 @@
-//! The publishers: paced traffic of each class, the LLM token stream with
-//! backpressure, the registry (retained state) and the flooded route. Each
-//! adds to the `expected` tally of every receiver its event should reach.
+//! The publishers: paced traffic of each class, the LLM token stream (bursts
+//! published as backpressured batches), the registry (retained state) and
+//! the flooded route. Each adds to the `expected` tally of every receiver its
+//! event should reach.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +23,10 @@ use super::topology::{ACTIVE_MODEL_TOPIC, CHANNELS_PER_CAPSULE, RUNAWAY, TOOLS_P
 
 /// Tokens per streamed LLM response.
 const TOKENS_PER_REQUEST: u64 = 256;
-/// How long a token publish may wait for the lossless stream consumer.
+/// Tokens published together, as one backpressured batch: what a model
+/// server hands over in one read.
+const TOKEN_BURST: u64 = 32;
+/// How long a burst of tokens may wait for the lossless stream consumer.
 const BACKPRESSURE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Publish rates (events per second) of the paced publishers.
 const CAPSULE_RATE: u64 = 20_000;
@@ -94,32 +98,35 @@ pub(super) async fn llm_stream(
     'outer: while ctx.publishing() {
         request += 1;
         let principal = &principals[usize::try_from(request).unwrap_or(0) % principals.len()];
-        for token in 0..TOKENS_PER_REQUEST {
+        let topic = format!("llm.v1.stream.r{request}");
+        let mut token = 0;
+        while token < TOKENS_PER_REQUEST {
             if !ctx.publishing() {
                 break 'outer;
             }
-            let data = json!({"t": ctx.now_nanos(), "i": token, "tok": "lorem "});
-            let event = ipc(
-                format!("llm.v1.stream.r{request}"),
-                data,
-                source,
-                Some(principal),
-            );
+            let n = TOKEN_BURST.min(TOKENS_PER_REQUEST - token);
+            let burst: Vec<AstridEvent> = (token..token + n)
+                .map(|i| {
+                    let data = json!({"t": ctx.now_nanos(), "i": i, "tok": "lorem "});
+                    ipc(topic.clone(), data, source, Some(principal))
+                })
+                .collect();
             match bus
-                .publish_with_backpressure(event, BACKPRESSURE_TIMEOUT)
+                .publish_batch_with_backpressure(burst, BACKPRESSURE_TIMEOUT)
                 .await
             {
                 Ok(_) => {
-                    t.llm.expect(1);
-                    ctx.count(Class::LlmToken);
+                    t.llm.expect(n);
+                    ctx.count_many(Class::LlmToken, n);
                 }
-                Err(_) => {
-                    ctx.backpressure_timeouts.fetch_add(1, Ordering::Relaxed);
+                Err(e) => {
+                    // Counted in tokens, none of which was published.
+                    let lost = e.into_events().len() as u64;
+                    ctx.backpressure_timeouts.fetch_add(lost, Ordering::Relaxed);
                 }
             }
-            if token % 32 == 31 {
-                tokio::task::yield_now().await;
-            }
+            token += n;
+            tokio::task::yield_now().await;
         }
     }
 }
