@@ -51,7 +51,7 @@
 //! | plain: `subscription_all()` (0.8.0 `subscribe`) | every event | oldest skipped, counted in `drain_lagged` |
 //! | topic: `subscription(pattern)` (0.8.0 `subscribe_topic`) | IPC events whose topic matches, through the topic index | own bounded queue; oldest dropped, counted by topic |
 //! | routed: `.routed(capsule, label)` (0.8.0 `subscribe_topic_routed`) | matching IPC events inside its [`Scope`], a FIFO per principal, deficit round-robin across principals | byte budget of what it keeps alive; oldest evicted, counted |
-//! | lossless routed: `.routed(..).lossless()` | as routed, never evicts | `publish` drops and counts; [`EventBus::reserve`] and `publish_with_backpressure` wait for room |
+//! | lossless routed: `.routed(..).lossless()` | as routed, never evicts | `publish` drops and counts; [`EventBus::reserve`], [`EventBus::reserve_batch`] and the `publish*_with_backpressure` wrappers wait for room |
 //! | gated routed: `.routed(..).gate(&gate)` | as routed, only while its [`Gate`] is published | as routed |
 //! | synchronous: [`EventBus::register_subscriber`] | every event, inside `publish` | runs inline |
 //!
@@ -69,7 +69,8 @@
 //! admits a generation of routes only while it is published and hands over
 //! to the next generation atomically ([`Gate::replace_with`]); and
 //! [`EventBus::reserve`] lets a publisher hold room, re-check its authority
-//! and then commit or drop the event ([`PublishPermit`]).
+//! and then commit or drop the event ([`PublishPermit`]), or a whole burst
+//! at once with [`EventBus::reserve_batch`] ([`BatchPermit`]).
 //!
 //! # Features
 //!

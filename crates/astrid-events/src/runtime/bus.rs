@@ -567,6 +567,11 @@ impl EventBus {
     /// it: keep batches to what arrived together (a read from a socket, a
     /// burst of tokens), not unbounded.
     ///
+    /// Like `publish`, it never waits: a full lossless route drops and
+    /// counts what does not fit.
+    /// [`publish_batch_with_backpressure`](Self::publish_batch_with_backpressure)
+    /// first waits for room for the whole batch.
+    ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// use astrid_events::{AstridEvent, EventBus, EventMetadata, IpcMessage, IpcPayload};
