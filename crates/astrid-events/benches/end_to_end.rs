@@ -443,9 +443,17 @@ impl Publisher {
     }
 }
 
+/// The services' runtime: 2 workers; `ASTRID_E2E_WORKERS` sets another
+/// count, for what-if runs only (with 1, no worker is ever woken to steal,
+/// which isolates what the cross-worker wakeups cost).
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(
+            std::env::var("ASTRID_E2E_WORKERS")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or(2),
+        )
         .build()
         .expect("runtime")
 }

@@ -142,8 +142,9 @@ thread_local! {
 }
 
 /// What a target still needs after the sequencer is released.
-#[derive(Clone, Copy)]
+#[derive(Default)]
 enum After {
+    #[default]
     Nothing,
     Topic(Pushed),
     Route(Offered),
@@ -531,8 +532,8 @@ impl EventBus {
             let turn = depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn));
             (reached, turn)
         };
-        for (target, after) in &targets {
-            target.finish(*after);
+        for (target, after) in targets.drain(..) {
+            target.finish(after);
         }
         keep_targets(targets);
         if let Some(turn) = turn {
@@ -603,18 +604,19 @@ impl EventBus {
     {
         let registry = &self.shared.registry;
         let sync = registry.len() > 0;
-        // Depth checked per event, as `publish` would (it counts skips).
-        let mut events: Vec<(Arc<AstridEvent>, Option<usize>, Option<EventCharge>)> = events
-            .map(|(event, charge)| {
-                self.shared.published.count(&event);
-                let depth = if sync {
-                    registry.depth_of_next(&event)
-                } else {
-                    None
-                };
-                (Arc::new(event), depth, charge)
-            })
-            .collect();
+        let mut arcs: Vec<(Arc<AstridEvent>, Option<EventCharge>)> =
+            Vec::with_capacity(events.size_hint().0);
+        // Depth checked per event, as `publish` would (it counts skips); only
+        // with synchronous subscribers.
+        let mut depths: Vec<Option<usize>> = Vec::new();
+        for (event, charge) in events {
+            self.shared.published.count(&event);
+            if sync {
+                depths.push(registry.depth_of_next(&event));
+            }
+            arcs.push((Arc::new(event), charge));
+        }
+        let mut events = arcs;
         if events.is_empty() {
             return 0;
         }
@@ -625,7 +627,7 @@ impl EventBus {
             let ordered = &mut *ordered;
             // Stamped first (nothing else holds the events yet), then
             // delivered in the same order, all under the lock.
-            for (event, _, _) in &mut events {
+            for (event, _) in &mut events {
                 Self::stamp(event, &mut ordered.seq);
             }
             // Checked once: a plain receiver that subscribes while the lock
@@ -635,7 +637,7 @@ impl EventBus {
             let index = &ordered.index;
             let mut walked = WalkedTopics::default();
             let mut reached = 0;
-            for (i, (event, depth, charge)) in events.iter().enumerate() {
+            for (i, (event, charge)) in events.iter().enumerate() {
                 if plain {
                     reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
                 }
@@ -651,8 +653,11 @@ impl EventBus {
                     reached +=
                         self.deliver_to(&mut targets[range], retain, event, reserved, *charge);
                 }
-                if let Some(turn) =
-                    depth.and_then(|d| registry.take_turn(d, &mut ordered.next_turn))
+                if let Some(turn) = depths
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .and_then(|d| registry.take_turn(d, &mut ordered.next_turn))
                 {
                     turns.push((turn, i));
                 }
@@ -661,15 +666,21 @@ impl EventBus {
         };
         // One follow-up per receiver: runs of the same target merged.
         targets.sort_unstable_by_key(|(target, _)| target.addr());
-        let mut rest = targets.as_slice();
-        while let Some(((target, first), tail)) = rest.split_first() {
-            let run = tail
-                .iter()
-                .take_while(|(t, _)| t.addr() == target.addr())
-                .count();
-            let after = tail[..run].iter().fold(*first, |acc, (_, a)| acc.merge(*a));
-            target.finish(after);
-            rest = &tail[run..];
+        let mut run: Option<(Target, After)> = None;
+        for (target, after) in targets.drain(..) {
+            match &mut run {
+                Some((same, merged)) if same.addr() == target.addr() => {
+                    *merged = std::mem::take(merged).merge(after);
+                }
+                _ => {
+                    if let Some((done, merged)) = run.replace((target, after)) {
+                        done.finish(merged);
+                    }
+                }
+            }
+        }
+        if let Some((done, merged)) = run {
+            done.finish(merged);
         }
         keep_targets(targets);
         for (turn, i) in turns {
@@ -745,7 +756,8 @@ impl EventBus {
         for (target, after) in targets {
             match target {
                 Target::Topic(queue) => {
-                    *after = after.merge(After::Topic(queue.push(Arc::clone(event))));
+                    let pushed = queue.push(Arc::clone(event));
+                    *after = std::mem::take(after).merge(After::Topic(pushed));
                     reached += 1;
                 }
                 Target::Route(route) => {
@@ -759,7 +771,7 @@ impl EventBus {
                     };
                     let has_reservation = reserved.iter().any(|r| Arc::ptr_eq(&r.route, route));
                     let (offer, offered) = route.offer_deferred(event, charge, has_reservation);
-                    *after = after.merge(After::Route(offered));
+                    *after = std::mem::take(after).merge(After::Route(offered));
                     if offer == Offer::Queued {
                         reached += 1;
                     }

@@ -18,9 +18,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::broadcast;
 
 use crate::metrics::METRIC_BUS_RECEIVER_LAGGED_TOTAL;
 use crate::runtime::bus::Shared;
@@ -283,8 +284,6 @@ impl LagByTopic {
 /// The queue behind one topic receiver. Shared by the receiver and the index.
 pub(crate) struct TopicQueue {
     pub(crate) state: Mutex<TopicState>,
-    /// Woken when the queue goes from empty to non-empty, and on close.
-    notify: Notify,
     capacity: usize,
     subscriber: &'static str,
 }
@@ -294,6 +293,11 @@ pub(crate) struct TopicState {
     pub(crate) lag: LagByTopic,
     /// Set when the bus is gone; the receiver drains what is left then ends.
     closed: bool,
+    /// The waker of the receive future that found the queue empty (it
+    /// registers under this lock in the same step as it looks, so no push
+    /// can fall between the two). Taken by the next push or by `close`, and
+    /// woken once the pusher has released its locks.
+    waiter: Option<Waker>,
 }
 
 impl TopicQueue {
@@ -303,8 +307,8 @@ impl TopicQueue {
                 buf: VecDeque::new(),
                 lag: LagByTopic::default(),
                 closed: false,
+                waiter: None,
             }),
-            notify: Notify::new(),
             capacity: capacity.max(1),
             subscriber,
         }
@@ -326,7 +330,9 @@ impl TopicQueue {
             state.lag.record(ipc_topic(&old));
             pushed.dropped = 1;
         }
-        pushed.wake = state.buf.is_empty();
+        // A registered waiter found the queue empty and nothing was pushed
+        // since (a push takes it): this push is the one to wake it.
+        pushed.wake = state.waiter.take();
         state.buf.push_back(event);
         pushed
     }
@@ -336,8 +342,8 @@ impl TopicQueue {
         if pushed.dropped > 0 {
             report_lag(self.subscriber, pushed.dropped, pushed.first_of_episode);
         }
-        if pushed.wake {
-            self.notify.notify_one();
+        if let Some(waker) = pushed.wake {
+            waker.wake();
         }
     }
 
@@ -346,17 +352,70 @@ impl TopicQueue {
     }
 
     pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
-        self.notify.notify_one();
+        let waiter = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.waiter.take()
+        };
+        if let Some(waker) = waiter {
+            waker.wake();
+        }
+    }
+
+    /// Moves up to `limit` (> 0) queued events into `buf` under one lock,
+    /// or, when none is queued and the queue is open, registers `cx`'s
+    /// waker in the same critical section.
+    fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<Arc<AstridEvent>>,
+        limit: usize,
+    ) -> Poll<usize> {
+        let mut state = self.state.lock();
+        let n = limit.min(state.buf.len());
+        if n > 0 {
+            buf.extend(state.buf.drain(..n));
+            return Poll::Ready(n);
+        }
+        if state.closed {
+            return Poll::Ready(0);
+        }
+        if !state
+            .waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waiter = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// `poll_take` of one event; `None` once the queue is closed and empty.
+    fn poll_pop(&self, cx: &mut Context<'_>) -> Poll<Option<Arc<AstridEvent>>> {
+        let mut state = self.state.lock();
+        if let Some(event) = state.buf.pop_front() {
+            return Poll::Ready(Some(event));
+        }
+        if state.closed {
+            return Poll::Ready(None);
+        }
+        if !state
+            .waiter
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.waiter = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
 /// What [`TopicQueue::push`] leaves to do once the caller's locks are
 /// released.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Pushed {
-    /// The queue went from empty to non-empty: wake the receiver.
-    wake: bool,
+    /// The waiting receiver's waker, taken from the queue: wake it.
+    wake: Option<Waker>,
     /// Oldest events dropped to make room.
     dropped: u64,
     /// A drop started a lag episode (log it).
@@ -364,12 +423,14 @@ pub(crate) struct Pushed {
 }
 
 impl Pushed {
-    /// What several pushes to one queue leave to do, done once: one wakeup
-    /// (a single notify after the last push serves every push, since the
-    /// receiver reads the queue, not the notifications) and one loss report.
+    /// What several pushes to one queue leave to do, done once: one loss
+    /// report and at most one wakeup. A later push only takes a waker that
+    /// was registered after an earlier push took its own, so the receiver
+    /// emptied the queue in between and the earlier wait is over: the later
+    /// waker is the one a receive may still be waiting on.
     pub(crate) fn merge(self, later: Self) -> Self {
         Self {
-            wake: self.wake || later.wake,
+            wake: later.wake.or(self.wake),
             dropped: self.dropped + later.dropped,
             first_of_episode: self.first_of_episode || later.first_of_episode,
         }
@@ -408,21 +469,18 @@ impl TopicSubscription {
             self.streak = 0;
             tokio::task::yield_now().await;
         }
-        loop {
-            let (event, closed) = {
-                let mut state = self.queue.state.lock();
-                (state.buf.pop_front(), state.closed)
-            };
-            if let Some(event) = event {
-                self.streak += 1;
-                return Some(event);
+        let queue = &self.queue;
+        let streak = &mut self.streak;
+        std::future::poll_fn(|cx| {
+            let polled = queue.poll_pop(cx);
+            match &polled {
+                Poll::Pending => *streak = 0,
+                Poll::Ready(Some(_)) => *streak += 1,
+                Poll::Ready(None) => {}
             }
-            if closed {
-                return None;
-            }
-            self.streak = 0;
-            self.queue.notify.notified().await;
-        }
+            polled
+        })
+        .await
     }
 
     /// `recv` for up to `limit` (> 0) events at once: one lock of the queue
@@ -432,23 +490,18 @@ impl TopicSubscription {
             self.streak = 0;
             tokio::task::yield_now().await;
         }
-        loop {
-            let (taken, closed) = {
-                let mut state = self.queue.state.lock();
-                let n = limit.min(state.buf.len());
-                buf.extend(state.buf.drain(..n));
-                (n, state.closed)
-            };
-            if taken > 0 {
-                self.streak += 1;
-                return taken;
+        let queue = &self.queue;
+        let streak = &mut self.streak;
+        std::future::poll_fn(|cx| {
+            let polled = queue.poll_take(cx, buf, limit);
+            match polled {
+                Poll::Pending => *streak = 0,
+                Poll::Ready(0) => {}
+                Poll::Ready(_) => *streak += 1,
             }
-            if closed {
-                return 0;
-            }
-            self.streak = 0;
-            self.queue.notify.notified().await;
-        }
+            polled
+        })
+        .await
     }
 }
 
