@@ -191,17 +191,23 @@ struct WalkedTopics<'a> {
 }
 
 impl<'a> WalkedTopics<'a> {
-    fn find(&self, topic: &str) -> Option<(std::ops::Range<usize>, bool)> {
-        let hash = topic_hash(topic);
+    fn with_capacity(distinct: usize) -> Self {
+        Self {
+            seen: Vec::with_capacity(distinct.min(WALKED_TOPICS)),
+        }
+    }
+
+    /// `hash` is [`topic_hash`] of `topic`.
+    fn find(&self, hash: u64, topic: &str) -> Option<(std::ops::Range<usize>, bool)> {
         self.seen
             .iter()
             .find(|(h, t, _, _)| *h == hash && *t == topic)
             .map(|(_, _, range, retain)| (range.clone(), *retain))
     }
 
-    fn add(&mut self, topic: &'a str, targets: std::ops::Range<usize>, retain: bool) {
+    fn add(&mut self, hash: u64, topic: &'a str, targets: std::ops::Range<usize>, retain: bool) {
         if self.seen.len() < WALKED_TOPICS {
-            self.seen.push((topic_hash(topic), topic, targets, retain));
+            self.seen.push((hash, topic, targets, retain));
         }
     }
 }
@@ -604,7 +610,9 @@ impl EventBus {
     {
         let registry = &self.shared.registry;
         let sync = registry.len() > 0;
-        let mut arcs: Vec<(Arc<AstridEvent>, Option<EventCharge>)> =
+        // Each event with its routed charge (if known) and its topic's hash
+        // (filled in below).
+        let mut arcs: Vec<(Arc<AstridEvent>, Option<EventCharge>, u64)> =
             Vec::with_capacity(events.size_hint().0);
         // Depth checked per event, as `publish` would (it counts skips); only
         // with synchronous subscribers.
@@ -614,11 +622,24 @@ impl EventBus {
             if sync {
                 depths.push(registry.depth_of_next(&event));
             }
-            arcs.push((Arc::new(event), charge));
+            arcs.push((Arc::new(event), charge, 0));
         }
         let mut events = arcs;
         if events.is_empty() {
             return 0;
+        }
+        // The topics' hashes, for `WalkedTopics`, in a pass of their own
+        // before the lock: reading a topic is usually a cache miss (its bytes
+        // are a separate allocation, written when the event was built), and
+        // with nothing else in the loop the misses of successive events
+        // overlap instead of each stalling a delivery.
+        let hashed = self.shared.indexed.load(Ordering::Relaxed) > 0;
+        if hashed {
+            for (event, _, hash) in &mut events {
+                if let AstridEvent::Ipc { message, .. } = event.as_ref() {
+                    *hash = topic_hash(&message.topic);
+                }
+            }
         }
         let mut targets = TARGETS.try_with(Cell::take).unwrap_or_default();
         let mut turns = Vec::new();
@@ -627,7 +648,7 @@ impl EventBus {
             let ordered = &mut *ordered;
             // Stamped first (nothing else holds the events yet), then
             // delivered in the same order, all under the lock.
-            for (event, _) in &mut events {
+            for (event, _, _) in &mut events {
                 Self::stamp(event, &mut ordered.seq);
             }
             // Checked once: a plain receiver that subscribes while the lock
@@ -635,19 +656,22 @@ impl EventBus {
             // had subscribed after it.
             let plain = self.shared.broadcast.receiver_count() > 0;
             let index = &ordered.index;
-            let mut walked = WalkedTopics::default();
+            let mut walked = WalkedTopics::with_capacity(events.len());
             let mut reached = 0;
-            for (i, (event, charge)) in events.iter().enumerate() {
+            for (i, (event, charge, hash)) in events.iter().enumerate() {
                 if plain {
                     reached += self.shared.broadcast.send(Arc::clone(event)).unwrap_or(0);
                 }
                 if let AstridEvent::Ipc { message, .. } = event.as_ref()
                     && index.len() > 0
                 {
-                    let (range, retain) = walked.find(&message.topic).unwrap_or_else(|| {
+                    let topic = message.topic.as_str();
+                    // The index was empty before the lock, not now: hash here.
+                    let hash = if hashed { *hash } else { topic_hash(topic) };
+                    let (range, retain) = walked.find(hash, topic).unwrap_or_else(|| {
                         let first = targets.len();
-                        let retain = Self::match_targets(index, &message.topic, &mut targets);
-                        walked.add(&message.topic, first..targets.len(), retain);
+                        let retain = Self::match_targets(index, topic, &mut targets);
+                        walked.add(hash, topic, first..targets.len(), retain);
                         (first..targets.len(), retain)
                     });
                     reached +=
