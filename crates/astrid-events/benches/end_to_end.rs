@@ -41,6 +41,14 @@
 //! preempted but keeps what wakeups cost (syscalls, context switches,
 //! polls).
 //!
+//! `ratios` also times two floors that deliver nothing (`Case::Floor`),
+//! against which the 16-topic task case can be read: `floor_wrap`, the
+//! publisher task only moving each event into an `Arc` (kept, like the
+//! received events) and yielding after each chunk; `floor_wrap_and_wake`,
+//! the same plus one wakeup per chunk of each of 16 tasks waiting on a tokio
+//! `Notify`: what any design pays that wraps the events and wakes every
+//! service once per chunk.
+//!
 //! After the criterion groups, `ratios` times every case again, interleaved
 //! round by round (`ASTRID_E2E_ROUNDS`, default 7), and prints the median
 //! of each and the ratios between them, all from that one run.
@@ -51,7 +59,8 @@
 //! just that case `ASTRID_E2E_ROUNDS` times.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use astrid_events::{
@@ -60,7 +69,7 @@ use astrid_events::{
 use cpu_time::ProcessTime;
 use criterion::{Criterion, Throughput};
 use tokio::runtime::Runtime;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -94,6 +103,12 @@ enum Case {
     MpscMap { services: usize },
     /// 0.8.0's broadcast and filter.
     BroadcastFilter { services: usize },
+    /// No delivery at all, a floor for every design: the publisher wraps
+    /// each event in an `Arc` and keeps it; with `services` > 0, it also
+    /// wakes each of that many tasks once per chunk (a counter and a tokio
+    /// `Notify` each), as any design must when every chunk has events for
+    /// every service.
+    Floor { services: usize },
 }
 
 impl Case {
@@ -103,7 +118,8 @@ impl Case {
             | Self::Routed { services, .. }
             | Self::Plain { services, .. }
             | Self::MpscMap { services }
-            | Self::BroadcastFilter { services } => services,
+            | Self::BroadcastFilter { services }
+            | Self::Floor { services } => services,
         }
     }
 
@@ -117,6 +133,8 @@ impl Case {
             | Self::Plain { batch: true, .. } => "bus_batch",
             Self::MpscMap { .. } => "mpsc_map",
             Self::BroadcastFilter { .. } => "broadcast_and_filter",
+            Self::Floor { services: 0 } => "floor_wrap",
+            Self::Floor { .. } => "floor_wrap_and_wake",
         }
     }
 }
@@ -162,8 +180,8 @@ fn chunks(topics: &[String]) -> Vec<Vec<AstridEvent>> {
 /// share.
 fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
     let services = case.services();
-    let topics: Vec<String> = (0..services).map(topic).collect();
-    let share = EVENTS / services;
+    let topics: Vec<String> = (0..services.max(1)).map(topic).collect();
+    let share = EVENTS / services.max(1);
     let chunks = chunks(&topics);
     let _entered = rt.enter();
     let keep = keep_received();
@@ -282,6 +300,36 @@ fn run(rt: &Runtime, case: Case, place: Place) -> Duration {
                 .collect();
             (handles, Publisher::Broadcast(tx))
         }
+        Case::Floor { .. } => {
+            let wakes = chunks.len();
+            let woken: Vec<_> = (0..services)
+                .map(|_| (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new())))
+                .collect();
+            let handles = woken
+                .iter()
+                .map(|(pending, notify)| {
+                    let (pending, notify) = (Arc::clone(pending), Arc::clone(notify));
+                    tokio::spawn(async move {
+                        let mut got = 0;
+                        while got < wakes {
+                            // A wakeup between the swap and `notified` is
+                            // kept by `Notify` as a permit.
+                            match pending.swap(0, Ordering::Acquire) {
+                                0 => notify.notified().await,
+                                n => got += n,
+                            }
+                        }
+                        Vec::new()
+                    })
+                })
+                .collect();
+            let kept = Arc::new(Mutex::new(Vec::with_capacity(if keep {
+                EVENTS
+            } else {
+                0
+            })));
+            (handles, Publisher::Floor(woken, kept))
+        }
     };
     // The channels keep the events they hold until they are dropped: keep
     // the publishing side alive past the clock (see `keep_received`).
@@ -391,6 +439,12 @@ enum Publisher {
     Bus(EventBus, bool),
     Map(HashMap<String, mpsc::Sender<Arc<AstridEvent>>>),
     Broadcast(broadcast::Sender<Arc<AstridEvent>>),
+    /// The services to wake once per chunk, and where the wrapped events
+    /// are kept (see `keep_received`).
+    Floor(
+        Vec<(Arc<AtomicUsize>, Arc<Notify>)>,
+        Arc<Mutex<Vec<Arc<AstridEvent>>>>,
+    ),
 }
 
 impl Publisher {
@@ -401,6 +455,7 @@ impl Publisher {
             Self::Bus(bus, _) => Box::new(bus.clone()),
             Self::Map(map) => Box::new(map.values().cloned().collect::<Vec<_>>()),
             Self::Broadcast(tx) => Box::new(tx.clone()),
+            Self::Floor(_, kept) => Box::new(Arc::clone(kept)),
         }
     }
 
@@ -424,6 +479,19 @@ impl Publisher {
             Self::Broadcast(tx) => {
                 for event in chunk {
                     let _ = tx.send(Arc::new(event));
+                }
+            }
+            Self::Floor(woken, kept) => {
+                let mut kept = kept.lock().expect("not poisoned");
+                if kept.capacity() > 0 {
+                    kept.extend(chunk.into_iter().map(Arc::new));
+                } else {
+                    chunk.into_iter().map(Arc::new).for_each(drop);
+                }
+                drop(kept);
+                for (pending, notify) in woken {
+                    pending.fetch_add(1, Ordering::Release);
+                    notify.notify_one();
                 }
             }
         }
@@ -470,6 +538,7 @@ const TOPIC_CASES: [Case; 4] = [
     Case::MpscMap { services: 16 },
     Case::BroadcastFilter { services: 16 },
 ];
+const FLOOR_CASES: [Case; 2] = [Case::Floor { services: 0 }, Case::Floor { services: 16 }];
 const ROUTED_CASES: [Case; 2] = [
     Case::Routed {
         services: 100,
@@ -532,8 +601,9 @@ fn ratios() {
         profile_one(&rt, &only, rounds);
         return;
     }
-    let groups: [(&str, &[Case], Place); 5] = [
+    let groups: [(&str, &[Case], Place); 6] = [
         ("16 topics, publisher task", &TOPIC_CASES, Place::Task),
+        ("floors, publisher task", &FLOOR_CASES, Place::Task),
         ("16 topics, publisher thread", &TOPIC_CASES, Place::Thread),
         ("100 routes, publisher task", &ROUTED_CASES, Place::Task),
         ("100 routes, publisher thread", &ROUTED_CASES, Place::Thread),
@@ -562,6 +632,9 @@ fn ratios() {
                 d.as_nanos() as f64 / EVENTS as f64
             );
         }
+        if cases[..] == FLOOR_CASES[..] {
+            continue;
+        }
         let ratio =
             |slow: usize, fast: usize| medians[slow].as_secs_f64() / medians[fast].as_secs_f64();
         print!("    batch vs single {:.2}x (target >= 3)", ratio(0, 1));
@@ -580,7 +653,8 @@ fn ratios() {
 
 /// Runs one case `rounds` times and prints each time: for profilers
 /// (`perf record`, `valgrind --tool=callgrind`). `only` names it as
-/// `<topics|routes|plain>-<single|batch|mpsc|broadcast>-<task|thread>`.
+/// `<topics|routes|plain>-<single|batch|mpsc|broadcast>-<task|thread>`, or
+/// `floor-<wrap|wake>-<task|thread>`.
 fn profile_one(rt: &Runtime, only: &str, rounds: usize) {
     let parts: Vec<&str> = only.split('-').collect();
     let [kind, variant, place] = parts[..] else {
@@ -594,6 +668,8 @@ fn profile_one(rt: &Runtime, only: &str, rounds: usize) {
         },
         ("topics", "mpsc") => Case::MpscMap { services: 16 },
         ("topics", "broadcast") => Case::BroadcastFilter { services: 16 },
+        ("floor", "wrap") => Case::Floor { services: 0 },
+        ("floor", "wake") => Case::Floor { services: 16 },
         ("routes", "single" | "batch") => Case::Routed {
             services: 100,
             batch,
