@@ -450,3 +450,30 @@ fn sync_subscribers_see_concurrent_batches_in_seq_order() {
     let seqs: Vec<u64> = recorder.0.lock().unwrap().iter().map(|f| f.1).collect();
     assert_eq!(seqs, (1..=2 * 200 * 16).collect::<Vec<_>>());
 }
+
+/// A topic receiver wakes the receive that waits now: one that was polled and
+/// then dropped (cancelled) is not woken, a newer one polled with another
+/// waker is, once per batch, and so is one waiting when the bus goes away.
+#[test]
+fn a_topic_receiver_wakes_the_receive_waiting_now() {
+    let bus = EventBus::new();
+    let mut rx = bus.subscribe_topic("w.*");
+    let mut buf = Vec::new();
+
+    let cancelled = Parked::new(Box::pin(rx.recv_many(&mut buf, 10)));
+    let cancelled_waker = Arc::clone(&cancelled.waker);
+    drop(cancelled);
+    let mut waiting = Parked::new(Box::pin(rx.recv_many(&mut buf, 10)));
+    // Polled again with the same waker while still nothing is queued.
+    assert!(waiting.poll().is_pending());
+    bus.publish_batch((0..3).map(|_| ipc("w.x", None, 8)));
+    assert_eq!(cancelled_waker.0.load(Ordering::SeqCst), 0);
+    assert_eq!(waiting.wakes(), 1);
+    assert_eq!(waiting.poll(), Poll::Ready(3));
+    drop(waiting);
+
+    let mut at_close = Parked::new(Box::pin(rx.recv_many(&mut buf, 10)));
+    drop(bus);
+    assert_eq!(at_close.wakes(), 1, "the bus going away wakes the receiver");
+    assert_eq!(at_close.poll(), Poll::Ready(0), "closed and empty");
+}
