@@ -12,9 +12,9 @@
 //!   (`<prefix>.<segments>`, unsafe segments as `~<hex>`) and the pattern ->
 //!   wildcard-subject mapping (`*` -> `*`, trailing `.*` -> `>`);
 //! - [`wire`]: the message format, the event's 0.8.0 JSON byte for byte plus
-//!   the `Astrid-Origin-Node`, `Astrid-Principal`, `Astrid-Origin-Seq`,
-//!   `Nats-Msg-Id` (the event id), `Astrid-Key-Id`, `Astrid-Signature` and
-//!   `Astrid-Proof` headers;
+//!   the `Astrid-Origin-Node` header, `Astrid-Link` on core messages,
+//!   `Nats-Msg-Id` (the event id) on durable ones and `Astrid-Signature`
+//!   (key id, signature, batch proof) on signed ones;
 //! - [`durable`]: durable topics through a JetStream stream and a durable
 //!   pull consumer (acked publishes, de-duplication by event id);
 //! - [`link`]: per-subject sequence numbers on core messages, so what core
@@ -23,7 +23,7 @@
 //!   length-prefixed canonical form of the whole message (subject, origin
 //!   node, link header, the body's exact bytes), one signature per batch of
 //!   messages sent together (the root of a hash tree, see [`merkle`]), in
-//!   the `Astrid-Signature` header with the message's `Astrid-Proof`, and the
+//!   the `Astrid-Signature` header with the message's proof and the
 //!   signer's public key (hex) as key id;
 //! - [`replay`]: each import path delivers a verified event once (a time
 //!   window plus a bounded set of seen events).

@@ -24,28 +24,27 @@
 //! covers the 67 bytes [`batch_bytes`]: the tag
 //! `astrid-events-nats/batch/v3`, the number of leaves as a big-endian `u64`
 //! and the tree's root. Each message carries the signature and its inclusion
-//! proof (header [`PROOF`](crate::wire::headers::PROOF): index, number of
-//! leaves and sibling hashes; absent for a batch of one), so it verifies on
-//! its own. An importer remembers the last few batch signatures that verified
+//! proof ([`Proof`]: index, number of leaves and sibling hashes; absent for
+//! a batch of one), so it verifies on its own. An importer remembers the last few batch signatures that verified
 //! ([`VERIFIED_BATCHES`]), so the rest of a batch costs it a few hashes, not
 //! an ed25519 verification.
 //!
-//! The other headers an importer reads (principal, origin sequence, message
-//! id) must equal the body's values (see [`wire`](crate::wire)), so the body
-//! covers them; the key id only names the key to verify with. The importer
+//! The only other header an importer reads, the message id of a durable
+//! message, must equal the body's event id (see [`wire`](crate::wire)), so
+//! the body covers it; the key id only names the key to verify with. The importer
 //! decodes the event it delivers from the verified body itself, not from a
 //! re-encoding, so nothing it delivers lies outside the signature.
 //!
 //! # Where it travels
 //!
-//! The 64 signature bytes travel as lowercase hex in the
-//! [`SIGNATURE`](crate::wire::headers::SIGNATURE) header. The body of a signed
+//! One header, [`SIGNATURE`](crate::wire::headers::SIGNATURE), carries
+//! `<key id>:<signature>[:<proof>]`. The 64 signature bytes travel as
+//! lowercase hex. The body of a signed
 //! message carries `"signature": null`; the importer sets
 //! `IpcMessage.signature` of the delivered event to the 64 bytes it verified
 //! (a signature over the batch's root: with the proof, which the event does
 //! not keep, it covers this event). The key id, the lowercase hex of the
-//! signer's 32-byte ed25519 public key, travels in the
-//! [`KEY_ID`](crate::wire::headers::KEY_ID) header. The receiver only uses it
+//! signer's 32-byte ed25519 public key, comes first. The receiver only uses it
 //! to look the key up in its configured [`TrustedKeys`]; a key that is not
 //! configured is rejected as [`VerifyError::UntrustedKey`], never used.
 //! Verification is ed25519 `verify_strict`.
@@ -146,8 +145,9 @@ pub fn batch_bytes(leaves: usize, root: &Hash) -> [u8; BATCH_BYTES_LEN] {
 }
 
 /// Where one message sits in its signed batch: the inclusion proof that
-/// travels in the [`PROOF`](crate::wire::headers::PROOF) header as
-/// `<index>/<leaves>:<sibling hashes in lowercase hex, lowest first>`.
+/// travels last in the [`SIGNATURE`](crate::wire::headers::SIGNATURE)
+/// header as `<index>/<leaves>:<sibling hashes in lowercase hex, lowest
+/// first>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Proof {
     /// Index of the message's leaf.
@@ -169,14 +169,19 @@ impl Proof {
     /// The header form.
     pub fn to_header(&self) -> String {
         let mut s = String::with_capacity(8 + 64 * self.path.hashes().len());
+        self.push_header(&mut s);
+        s
+    }
+
+    /// Appends the header form to `s`.
+    pub(crate) fn push_header(&self, s: &mut String) {
         s.push_str(hex::decimal(self.index as u64, &mut [0; 20]));
         s.push('/');
         s.push_str(hex::decimal(self.leaves as u64, &mut [0; 20]));
         s.push(':');
         for h in self.path.hashes() {
-            hex::push_hex(&mut s, h);
+            hex::push_hex(s, h);
         }
-        s
     }
 
     /// Parses the header form; `None` if malformed.

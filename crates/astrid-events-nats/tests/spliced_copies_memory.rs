@@ -116,9 +116,8 @@ fn splice(original: &Msg, other: &Msg, kind: usize, i: usize) -> Msg {
         4 => Msg {
             headers: {
                 let mut h = other.headers.clone();
-                for n in [wire::headers::KEY_ID, wire::headers::SIGNATURE] {
-                    h.insert(n, original.headers.get(n).unwrap().clone());
-                }
+                let n = wire::headers::SIGNATURE;
+                h.insert(n, original.headers.get(n).unwrap().clone());
                 h
             },
             body: other.body.clone(),

@@ -82,9 +82,13 @@ impl Shared {
             }
         };
         // A core message is signed when it is sent, after its link header is
-        // stamped; a durable one (no link header) now, once for every retry.
-        if durable && let Some(signer) = &self.signer {
-            wire::sign(&mut headers, &subject, &payload, signer);
+        // stamped; a durable one (no link header, a message id to
+        // de-duplicate on) now, once for every retry.
+        if durable {
+            wire::add_msg_id(&mut headers, event);
+            if let Some(signer) = &self.signer {
+                wire::sign(&mut headers, &subject, &payload, signer);
+            }
         }
         Some(Outgoing {
             subject,

@@ -440,11 +440,22 @@ fn each_message_of_a_signed_batch_is_delivered_and_a_foreign_proof_changes_nothi
     let ws = batch(&events);
     // Message 1 with message 2's proof: rejected before any state changes.
     let mut s = state();
+    let sig_header = |w: &Wire| {
+        w.headers
+            .get(wire::headers::SIGNATURE)
+            .unwrap()
+            .as_str()
+            .to_owned()
+    };
+    let (own, theirs) = (sig_header(&ws[1]), sig_header(&ws[2]));
+    let (Some(kid), sig, Some(_)) = wire::split_signature(&own) else {
+        panic!("{own}")
+    };
+    let (_, _, Some(proof)) = wire::split_signature(&theirs) else {
+        panic!("{theirs}")
+    };
     let mut h = ws[1].headers.clone();
-    h.insert(
-        wire::headers::PROOF,
-        ws[2].headers.get(wire::headers::PROOF).unwrap().as_str(),
-    );
+    h.insert(wire::headers::SIGNATURE, format!("{kid}:{sig}:{proof}"));
     let swapped = Wire {
         subject: ws[1].subject.clone(),
         headers: h,
@@ -468,13 +479,14 @@ fn each_message_of_a_signed_batch_is_delivered_and_a_foreign_proof_changes_nothi
     // A batch signature does not cover a message outside the batch.
     let outsider = wire(&event("t.x"), Some("abc:9"), false);
     let mut h = outsider.headers.clone();
-    for n in [
-        wire::headers::KEY_ID,
+    h.insert(
         wire::headers::SIGNATURE,
-        wire::headers::PROOF,
-    ] {
-        h.insert(n, ws[0].headers.get(n).unwrap().as_str());
-    }
+        ws[0]
+            .headers
+            .get(wire::headers::SIGNATURE)
+            .unwrap()
+            .as_str(),
+    );
     let forged = Wire {
         headers: h,
         ..outsider
