@@ -39,7 +39,7 @@
 //!
 //! One header, [`SIGNATURE`](crate::wire::headers::SIGNATURE), carries
 //! `<key id>:<signature>[:<proof>]`. The 64 signature bytes travel as
-//! lowercase hex. The body of a signed
+//! unpadded base64url ([`signature_to_header`]). The body of a signed
 //! message carries `"signature": null`; the importer sets
 //! `IpcMessage.signature` of the delivered event to the 64 bytes it verified
 //! (a signature over the batch's root: with the proof, which the event does
@@ -52,6 +52,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -144,10 +146,31 @@ pub fn batch_bytes(leaves: usize, root: &Hash) -> [u8; BATCH_BYTES_LEN] {
     out
 }
 
+/// The header form of a signature: unpadded base64url of its 64 bytes (86
+/// characters).
+pub fn signature_to_header(sig: &[u8; 64]) -> String {
+    B64.encode(sig)
+}
+
+/// A signature from its header form; `None` if malformed.
+fn signature_from_header(s: &str) -> Option<[u8; 64]> {
+    let mut out = [0; 64];
+    (from_b64(s, &mut out)? == 64).then_some(out)
+}
+
+/// Decodes canonical unpadded base64url into `out`; the length, or `None`
+/// if malformed or longer than `out` (checked before decoding).
+fn from_b64(s: &str, out: &mut [u8]) -> Option<usize> {
+    if s.len() > (out.len() * 4).div_ceil(3) {
+        return None;
+    }
+    B64.decode_slice(s, out).ok()
+}
+
 /// Where one message sits in its signed batch: the inclusion proof that
 /// travels last in the [`SIGNATURE`](crate::wire::headers::SIGNATURE)
-/// header as `<index>/<leaves>:<sibling hashes in lowercase hex, lowest
-/// first>`.
+/// header as `<index>/<leaves>:<sibling hashes, lowest first, as one
+/// unpadded base64url string>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Proof {
     /// Index of the message's leaf.
@@ -179,9 +202,12 @@ impl Proof {
         s.push('/');
         s.push_str(hex::decimal(self.leaves as u64, &mut [0; 20]));
         s.push(':');
-        for h in self.path.hashes() {
-            hex::push_hex(s, h);
+        let mut bytes = [0; 32 * merkle::MAX_PROOF_LEN];
+        let hashes = self.path.hashes();
+        for (b, h) in bytes.chunks_exact_mut(32).zip(hashes) {
+            b.copy_from_slice(h);
         }
+        B64.encode_string(&bytes[..32 * hashes.len()], s);
     }
 
     /// Parses the header form; `None` if malformed.
@@ -194,13 +220,15 @@ impl Proof {
                 .flatten()
         };
         let (index, leaves) = (number(index)?, number(leaves)?);
-        if hashes.len() % 64 != 0 || hashes.len() > 64 * merkle::MAX_PROOF_LEN {
+        let mut bytes = [0; 32 * merkle::MAX_PROOF_LEN];
+        let len = from_b64(hashes, &mut bytes)?;
+        if len % 32 != 0 {
             return None;
         }
+        let n = len / 32;
         let mut path = [[0; 32]; merkle::MAX_PROOF_LEN];
-        let n = hashes.len() / 64;
-        for (i, h) in path.iter_mut().take(n).enumerate() {
-            *h = hex::from_hex_array(&hashes[64 * i..64 * (i + 1)])?;
+        for (h, b) in path.iter_mut().zip(bytes[..len].chunks_exact(32)) {
+            h.copy_from_slice(b);
         }
         Some(Self {
             index,
@@ -383,7 +411,7 @@ impl TrustedKeys {
             .keys
             .get(&key_id)
             .ok_or(VerifyError::UntrustedKey(key_id))?;
-        let sig: [u8; 64] = hex::from_hex_array(sig).ok_or(VerifyError::MalformedSignature)?;
+        let sig = signature_from_header(sig).ok_or(VerifyError::MalformedSignature)?;
         let proof = match proof {
             None => Proof::SINGLE,
             Some(p) => Proof::parse(p).ok_or(VerifyError::MalformedProof)?,
@@ -476,19 +504,19 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let (signer, trusted) = setup();
-        let sig = hex::to_hex(&signer.sign(&msg()));
+        let sig = signature_to_header(&signer.sign(&msg()));
         let kid = signer.key_id().to_string();
         let (k, bytes) = trusted
             .verify(Some(&kid), Some(&sig), None, &msg())
             .unwrap();
         assert_eq!(k, signer.key_id());
-        assert_eq!(hex::to_hex(&bytes), sig);
+        assert_eq!(signature_to_header(&bytes), sig);
     }
 
     #[test]
     fn every_signed_part_is_covered() {
         let (signer, trusted) = setup();
-        let sig = hex::to_hex(&signer.sign(&msg()));
+        let sig = signature_to_header(&signer.sign(&msg()));
         let kid = signer.key_id().to_string();
         let mut body = BODY.to_vec();
         body[20] ^= 1;
@@ -528,7 +556,7 @@ mod tests {
     #[test]
     fn rejection_reasons() {
         let (signer, trusted) = setup();
-        let sig = hex::to_hex(&signer.sign(&msg()));
+        let sig = signature_to_header(&signer.sign(&msg()));
         let kid = signer.key_id().to_string();
         let m = msg();
         assert!(matches!(
@@ -544,12 +572,19 @@ mod tests {
             Err(VerifyError::MalformedKeyId)
         ));
         let other = NodeSigner::from_secret_bytes(&[9; 32]);
-        let osig = hex::to_hex(&other.sign(&m));
+        let osig = signature_to_header(&other.sign(&m));
         assert!(matches!(
             trusted.verify(Some(&other.key_id().to_string()), Some(&osig), None, &m),
             Err(VerifyError::UntrustedKey(k)) if k == other.key_id()
         ));
-        for bad in ["", "00", &sig[..126], "zz"] {
+        for bad in [
+            "",
+            "00",
+            &sig[..85],
+            "zz",
+            &format!("{}=", &sig[..85]),
+            &sig.replace(|_| true, "+"),
+        ] {
             assert!(matches!(
                 trusted.verify(Some(&kid), Some(bad), None, &m),
                 Err(VerifyError::MalformedSignature)
@@ -600,7 +635,7 @@ mod tests {
             let bodies = bodies(n);
             let digests: Vec<Hash> = bodies.iter().map(|b| message_digest(&part(b))).collect();
             let mut proofs = vec![Proof::default(); n];
-            let sig = hex::to_hex(&signer.sign_batch(&digests, &mut proofs));
+            let sig = signature_to_header(&signer.sign_batch(&digests, &mut proofs));
             for (i, (b, p)) in bodies.iter().zip(&proofs).enumerate() {
                 let header = p.to_header();
                 assert_eq!(Proof::parse(&header), Some(*p));
@@ -644,8 +679,10 @@ mod tests {
     fn malformed_proofs_are_refused() {
         let (signer, trusted) = setup();
         let kid = signer.key_id().to_string();
-        let sig = hex::to_hex(&signer.sign(&msg()));
-        let h = "ab".repeat(32);
+        let sig = signature_to_header(&signer.sign(&msg()));
+        // `n` hashes of 0xab, in the header form.
+        let hashes = |n: usize| B64.encode(vec![0xab; 32 * n]);
+        let h = hashes(1);
         for bad in [
             String::new(),
             "0/2".into(),
@@ -653,17 +690,20 @@ mod tests {
             format!("x/2:{h}"),
             format!("0/y:{h}"),
             format!("+0/2:{h}"),
-            format!("0/2:{}", &h[..62]),
-            format!("0/2:{}", h.to_uppercase()),
+            format!("0/2:{}", &h[..42]),
+            format!("0/2:{}", &h[..40]),
+            format!("0/2:+{}", &h[1..]),
+            format!("0/2:{h}="),
+            format!("0/2:{}", hex::to_hex(&[0xab; 32])),
             format!("2/2:{h}"),
             format!("0/0:{h}"),
-            format!("0/2:{h}{h}"),
+            format!("0/2:{}", hashes(2)),
             format!(
                 "0/{}:{}",
                 merkle::MAX_LEAVES + 1,
-                h.repeat(merkle::MAX_PROOF_LEN + 1)
+                hashes(merkle::MAX_PROOF_LEN + 1)
             ),
-            format!("0/2:{}", h.repeat(merkle::MAX_PROOF_LEN + 1)),
+            format!("0/2:{}", hashes(merkle::MAX_PROOF_LEN + 1)),
             format!("0001/2:{h}"),
         ] {
             assert!(
@@ -683,7 +723,7 @@ mod tests {
         let bodies = bodies(4);
         let digests: Vec<Hash> = bodies.iter().map(|b| message_digest(&part(b))).collect();
         let mut proofs = vec![Proof::default(); 4];
-        let sig = hex::to_hex(&signer.sign_batch(&digests, &mut proofs));
+        let sig = signature_to_header(&signer.sign_batch(&digests, &mut proofs));
         let mut seen = VerifiedBatches::default();
         // A forged signature over the same root is not remembered ...
         let mut forged = sig.clone().into_bytes();
@@ -729,7 +769,7 @@ mod tests {
         // Bounded.
         for i in 0..3 * VERIFIED_BATCHES {
             let m = format!("{{\"k\":{i}}}").into_bytes();
-            let s = hex::to_hex(&signer.sign(&part(&m)));
+            let s = signature_to_header(&signer.sign(&part(&m)));
             trusted
                 .verify_remembering(Some(&kid), Some(&s), None, &part(&m), &mut seen)
                 .unwrap();

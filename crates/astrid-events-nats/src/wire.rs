@@ -22,7 +22,6 @@ use async_nats::{HeaderMap, HeaderName};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use crate::hex;
 use crate::merkle::Hash;
 use crate::sign::{NodeSigner, Proof, Signed, message_digest};
 
@@ -34,9 +33,10 @@ pub mod headers {
     /// messages only.
     pub const MSG_ID: &str = "Nats-Msg-Id";
     /// `<key id>:<signature>[:<proof>]`: the hex ed25519 public key that
-    /// signed, the hex ed25519 signature of the message's batch and, for a
-    /// batch of more than one message, the message's inclusion proof in it
-    /// (see [`Proof`](crate::sign::Proof) and [`crate::sign`]).
+    /// signed, the ed25519 signature of the message's batch (unpadded
+    /// base64url) and, for a batch of more than one message, the message's
+    /// inclusion proof in it (see [`Proof`](crate::sign::Proof) and
+    /// [`crate::sign`]).
     pub const SIGNATURE: &str = "Astrid-Signature";
 }
 
@@ -192,7 +192,12 @@ pub fn add_msg_id(h: &mut HeaderMap, event: &AstridEvent) {
 pub fn sign(h: &mut HeaderMap, subject: &str, body: &[u8], signer: &NodeSigner) {
     let digest = signed_digest(h, subject, body);
     let sig = signer.sign_batch(&[digest], &mut [Proof::SINGLE]);
-    add_signature(h, signer, &hex::to_hex(&sig), &Proof::SINGLE);
+    add_signature(
+        h,
+        signer,
+        &crate::sign::signature_to_header(&sig),
+        &Proof::SINGLE,
+    );
 }
 
 /// The [`message_digest`] of a message about to be signed: `subject`, the
@@ -517,7 +522,7 @@ mod tests {
         let id = &*ev.metadata().event_id.hyphenated().encode_lower(&mut id);
         assert_eq!(d.meta.msg_id.as_deref(), Some(id));
         assert_eq!(d.meta.key_id.as_deref(), Some(signer.key_id_hex()));
-        assert_eq!(d.meta.signature.as_ref().map(String::len), Some(128));
+        assert_eq!(d.meta.signature.as_ref().map(String::len), Some(86));
         assert_eq!(d.meta.proof, None);
         assert_eq!(split_signature("s"), (None, "s", None));
         assert_eq!(split_signature("k:s"), (Some("k"), "s", None));

@@ -20,7 +20,6 @@ use super::outbound::Outgoing;
 use super::shared::Shared;
 use super::stats::Counters;
 use crate::durable;
-use crate::hex;
 use crate::link::{self, LinkStamper};
 use crate::merkle;
 use crate::sign::{NodeSigner, Proof};
@@ -152,7 +151,7 @@ fn prepare_core(stamper: &mut LinkStamper, signer: Option<&NodeSigner>, chunk: &
     let mut proofs = [Proof::SINGLE; merkle::MAX_LEAVES];
     let n = chunk.len();
     let sig = signer.sign_batch(&digests[..n], &mut proofs[..n]);
-    let sig = hex::to_hex(&sig);
+    let sig = crate::sign::signature_to_header(&sig);
     for (msg, proof) in chunk.iter_mut().zip(&proofs) {
         wire::add_signature(&mut msg.headers, signer, &sig, proof);
     }

@@ -426,7 +426,7 @@ fn batch(events: &[AstridEvent]) -> Vec<Wire> {
         .map(|w| wire::signed_digest(&w.headers, &w.subject, &w.body))
         .collect();
     let mut proofs = vec![crate::sign::Proof::default(); ws.len()];
-    let sig = crate::hex::to_hex(&signer().sign_batch(&digests, &mut proofs));
+    let sig = crate::sign::signature_to_header(&signer().sign_batch(&digests, &mut proofs));
     for (w, proof) in ws.iter_mut().zip(&proofs) {
         wire::add_signature(&mut w.headers, &signer(), &sig, proof);
     }
