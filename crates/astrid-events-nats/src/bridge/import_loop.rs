@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_nats::Subscriber;
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::PullConsumer;
-use futures_util::stream::select_all;
+use futures_util::stream::{BoxStream, select_all};
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
@@ -23,8 +23,16 @@ const IMPORT_BATCH: usize = 64;
 /// Imports the messages of the core subscriptions: what has arrived (up to
 /// [`IMPORT_BATCH`]) is decided message by message, in arrival order, and
 /// what is delivered is published into the bus as one batch.
-pub(super) async fn core_import_loop(shared: Arc<Shared>, subs: Vec<Subscriber>) {
-    let mut merged = select_all(subs);
+pub(super) async fn core_import_loop(shared: Arc<Shared>, mut subs: Vec<Subscriber>) {
+    // One subscription is read directly: merging re-queues the stream in a
+    // `FuturesUnordered` (an allocation and a wakeup task) per message.
+    let mut merged: BoxStream<'static, async_nats::Message> = if subs.len() == 1
+        && let Some(sub) = subs.pop()
+    {
+        Box::pin(sub)
+    } else {
+        Box::pin(select_all(subs))
+    };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     while let Some(first) = merged.next().await {
         let mut next = Some(first);
