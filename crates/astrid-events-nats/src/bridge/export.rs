@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use astrid_events::{AstridEvent, topic_pattern_matches};
-use async_nats::Client;
 use async_nats::connection::State;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::publish::PublishAck;
+use async_nats::{Client, Subject};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
@@ -29,7 +29,12 @@ use crate::wire;
 impl Shared {
     /// Encodes `event` for export, if it is exported. `matched`: the topic
     /// index already matched it against the export patterns.
-    pub(super) fn encode_export(&self, event: &AstridEvent, matched: bool) -> Option<Outgoing> {
+    pub(super) fn encode_export(
+        &self,
+        event: &AstridEvent,
+        matched: bool,
+        memo: &mut SubjectMemo,
+    ) -> Option<Outgoing> {
         let c = &self.counters;
         let mut durable = false;
         let subject = match event {
@@ -46,11 +51,21 @@ impl Shared {
                     c.echo_suppressed.bump();
                     return None;
                 }
-                durable = self.is_durable(&message.topic);
-                subject::topic_to_subject(&self.policy.prefix, &message.topic)
+                match memo.get(&message.topic) {
+                    Some((subject, d)) => {
+                        durable = d;
+                        Ok(subject)
+                    }
+                    None => {
+                        durable = self.is_durable(&message.topic);
+                        subject::topic_to_subject(&self.policy.prefix, &message.topic)
+                            .map(|s| memo.put(&message.topic, s, durable))
+                    }
+                }
             }
             other if self.export_lifecycle => {
                 subject::lifecycle_subject(&self.policy.prefix, other.event_type())
+                    .map(Subject::from)
             }
             _ => return None,
         };
@@ -99,6 +114,29 @@ impl Shared {
     }
 }
 
+/// The subject and durability of the topic exported last: a burst is mostly
+/// one topic, which then costs no encoding and no allocation (the subject's
+/// bytes are shared).
+#[derive(Default)]
+pub(super) struct SubjectMemo {
+    last: Option<(String, Subject, bool)>,
+}
+
+impl SubjectMemo {
+    fn get(&self, topic: &str) -> Option<(Subject, bool)> {
+        match &self.last {
+            Some((t, s, d)) if t == topic => Some((s.clone(), *d)),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, topic: &str, subject: String, durable: bool) -> Subject {
+        let subject = Subject::from(subject);
+        self.last = Some((topic.to_owned(), subject.clone(), durable));
+        subject
+    }
+}
+
 /// Most core messages the exporter takes from the buffer at once.
 const SEND_BATCH: usize = 64;
 
@@ -112,11 +150,12 @@ fn export_events(
     feed: &mut ExportFeed,
     events: &mut Vec<Arc<AstridEvent>>,
     encoded: &mut Vec<Outgoing>,
+    memo: &mut SubjectMemo,
 ) {
     let matched = !matches!(feed, ExportFeed::All(_));
     // Encoded as a batch and queued under one lock.
     for ev in events.drain(..) {
-        if let Some(msg) = shared.encode_export(&ev, matched) {
+        if let Some(msg) = shared.encode_export(&ev, matched, memo) {
             encoded.push(msg);
         }
     }
@@ -179,7 +218,7 @@ async fn send_core(
     rest: &[Outgoing],
 ) -> usize {
     let size = msg.size;
-    let subject = async_nats::Subject::from(msg.subject);
+    let subject = msg.subject;
     match client
         .publish_with_headers(subject.clone(), msg.headers, msg.payload)
         .await
@@ -256,6 +295,7 @@ pub(super) async fn export_loop(
     let mut failed: Vec<Outgoing> = Vec::new();
     let mut events = Vec::with_capacity(EXPORT_BATCH);
     let mut encoded = Vec::with_capacity(EXPORT_BATCH);
+    let mut memo = SubjectMemo::default();
     // Open until stopped; then only the buffer is sent.
     let mut bus_open = true;
     // No sending before this (a bounded pause before a durable retry, so a
@@ -273,7 +313,7 @@ pub(super) async fn export_loop(
             // What the bus has ready, without waiting.
             feed.take_ready(&mut events, EXPORT_BATCH);
             if !events.is_empty() {
-                export_events(&shared, &mut feed, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded, &mut memo);
             }
         }
         let stopping = !bus_open;
@@ -344,15 +384,15 @@ pub(super) async fn export_loop(
                 // Export what was already published before shutdown.
                 bus_open = false;
                 while feed.take_ready(&mut events, EXPORT_BATCH) > 0 || feed.holds() {
-                    export_events(&shared, &mut feed, &mut events, &mut encoded);
+                    export_events(&shared, &mut feed, &mut events, &mut encoded, &mut memo);
                 }
-                export_events(&shared, &mut feed, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded, &mut memo);
             }
             open = feed.wait(&mut events, EXPORT_BATCH), if bus_open => {
                 if !open {
                     bus_open = false;
                 }
-                export_events(&shared, &mut feed, &mut events, &mut encoded);
+                export_events(&shared, &mut feed, &mut events, &mut encoded, &mut memo);
             }
             Some((msg, res)) = in_flight.next(), if !in_flight.is_empty() => match res {
                 Ok(ack) => {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::lock;
 
 pub(super) struct Outgoing {
-    pub(super) subject: String,
+    pub(super) subject: async_nats::Subject,
     pub(super) headers: HeaderMap,
     pub(super) payload: Bytes,
     /// Goes through JetStream (topic matches a durable pattern).
