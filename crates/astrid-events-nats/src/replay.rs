@@ -101,16 +101,15 @@ impl ReplayGuard {
             self.floor = self.floor.max(t);
         }
         self.seen.insert(key);
+        let mut fresh = true;
         while self.seen.len() > self.capacity {
-            if let Some((t, _)) = self.seen.pop_first() {
-                self.floor = self.floor.max(t);
+            if let Some(gone) = self.seen.pop_first() {
+                self.floor = self.floor.max(gone.0);
+                // The new event itself may have been the oldest.
+                fresh &= gone != key;
             }
         }
-        // The new event itself may have been the oldest.
-        if !self.seen.contains(&key) {
-            return Replay::Stale;
-        }
-        Replay::Fresh
+        if fresh { Replay::Fresh } else { Replay::Stale }
     }
 
     /// Pairs remembered now.
