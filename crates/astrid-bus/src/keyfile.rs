@@ -13,7 +13,7 @@
 //! apart: handing a secret file to `--trust` (or a public one to
 //! `--sign-key`) is refused with a message saying so, instead of failing
 //! later as an untrusted key. The public hex is also the key id the bridge
-//! sends in its `Astrid-Key-Id` header.
+//! sends first in its `Astrid-Signature` header.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
