@@ -300,6 +300,16 @@ pub(crate) struct TopicState {
     waiter: Option<Waker>,
 }
 
+impl TopicState {
+    /// Registers `waker` as the one to wake on the next push or on close
+    /// (kept if it already wakes the same task).
+    fn wait_with(&mut self, waker: &Waker) {
+        if !self.waiter.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waiter = Some(waker.clone());
+        }
+    }
+}
+
 impl TopicQueue {
     pub(crate) fn new(capacity: usize, subscriber: &'static str) -> Self {
         Self {
@@ -380,13 +390,7 @@ impl TopicQueue {
         if state.closed {
             return Poll::Ready(0);
         }
-        if !state
-            .waiter
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            state.waiter = Some(cx.waker().clone());
-        }
+        state.wait_with(cx.waker());
         Poll::Pending
     }
 
@@ -399,13 +403,7 @@ impl TopicQueue {
         if state.closed {
             return Poll::Ready(None);
         }
-        if !state
-            .waiter
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            state.waiter = Some(cx.waker().clone());
-        }
+        state.wait_with(cx.waker());
         Poll::Pending
     }
 }
