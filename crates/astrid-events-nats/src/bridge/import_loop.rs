@@ -165,7 +165,6 @@ pub(super) async fn durable_import_loop(
                 }
             }
         }
-        drop(batch);
         let cut = failed
             || client.statistics().connects.load(Ordering::Relaxed) != connects
             || (got < asked && started.elapsed() < durable::PULL_EXPIRES / 2);
@@ -179,14 +178,18 @@ pub(super) async fn durable_import_loop(
         one_at_a_time = cut;
         if cut || orphans {
             // The server may still hand messages to the cut pull request
-            // (into an inbox nobody reads) until it expires; recovery reads
-            // what was delivered only after that.
+            // until it expires; recovery reads what was delivered only after
+            // that. Its inbox stays subscribed (`batch` is held) until then:
+            // a delivery the server finds no subscriber for goes back on its
+            // redelivery queue at once, ahead of the NAKs recovery sends in
+            // stream order, and would come back before the earlier messages.
             let expired = started + durable::PULL_EXPIRES + EXPIRY_MARGIN;
             while (client.connection_state() != State::Connected || Instant::now() < expired)
                 && !*stop.borrow()
             {
                 let _ = tokio::time::timeout(Duration::from_millis(20), stop.changed()).await;
             }
+            drop(batch);
             if !*stop.borrow()
                 && let Some(delivered) = shared.recover(&target, &consumer).await
             {

@@ -30,7 +30,8 @@
 //! the server expires it (at [`PULL_EXPIRES`]). After any other end (an
 //! error, a connection cut, or an early end with fewer messages), the
 //! importer waits until the server has expired that pull request (so
-//! nothing more is handed to it) and [`recover`](Shared::recover)s:
+//! nothing more is handed to it), its inbox still subscribed so the server
+//! queues no redelivery of its own, and [`recover`](Shared::recover)s:
 //!
 //! 1. it reads the consumer's delivered-but-unacked range (ack floor + 1 ..=
 //!    last delivered, at most [`MAX_RECOVERY_SCAN`] sequences) from the
