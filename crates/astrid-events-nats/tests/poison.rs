@@ -218,6 +218,92 @@ async fn a_stored_message_with_a_status_line_is_terminated_and_the_rest_imported
     poison_then_good_events(b"NATS/1.0 408 Request Timeout", b"", "status-line").await;
 }
 
+/// A status line ahead of a full pull of large events: the client ends the
+/// pull at the first message while the server is still delivering the rest
+/// to it. Every event still arrives once and in stream order. (Had the
+/// importer unsubscribed the cut pull's inbox at once, the server would put
+/// the deliveries that then found no subscriber on its redelivery queue
+/// ahead of the importer's NAKs, and that later block would arrive first;
+/// this test failed 9 runs in 10 that way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_behind_a_status_line_in_a_full_pull_arrive_in_stream_order() {
+    const N: usize = 250;
+    let server = NatsServer::start_jetstream();
+    let bus_a = EventBus::new();
+    let a = Bridge::builder(&bus_a, server.url())
+        .node_id("node-a")
+        .export("audit.*")
+        .durable("audit.*")
+        .signer(key(1))
+        .max_outbound_bytes(64 << 20)
+        .start()
+        .await
+        .unwrap();
+
+    let poison = ipc("audit.login", Some("mallory"), serde_json::json!("poison"));
+    let (h, body) = wire::encode(&poison, "node-a").unwrap();
+    let block = raw::header_block(b"NATS/1.0 408 Request Timeout", &h, b"");
+    let subject = topic_to_subject("astrid", "audit.login").unwrap();
+    tokio::task::block_in_place(|| raw::hpub(server.port(), subject.as_bytes(), &block, &body));
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut stream = js.get_stream("astrid_durable").await.unwrap();
+    let mut stored = 0;
+    for _ in 0..200 {
+        stored = stream.info().await.unwrap().state.messages;
+        if stored == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(stored, 1, "the poison message was not stored");
+
+    // Large enough that the server is still writing the pull's messages
+    // when the client gives up on it at the first one.
+    let filler = "x".repeat(128 * 1024);
+    let mut sent = Vec::new();
+    for i in 0..N {
+        let ev = ipc(
+            "audit.login",
+            Some("alice"),
+            serde_json::json!({ "i": i, "filler": filler }),
+        );
+        sent.push(ev.metadata().event_id);
+        bus_a.publish(ev);
+    }
+    wait_for(
+        DEADLINE,
+        "every event stored",
+        || a.stats().exported == N as u64,
+        || format!("{:?}", a.stats()),
+    )
+    .await;
+
+    let bus_b = EventBus::new();
+    let got = Collector::spawn(bus_b.subscribe_topic("audit.*"));
+    let b = Bridge::builder(&bus_b, server.url())
+        .node_id("node-b")
+        .import("audit.*")
+        .durable("audit.*")
+        .durable_consumer("auditor")
+        .trusted_keys(trusting(&[&key(1)]))
+        .start()
+        .await
+        .unwrap();
+    wait_for(
+        DEADLINE,
+        "every event imported",
+        || got.len() >= N && b.stats().poison_terminated == 1,
+        || format!("got {} {:?}", got.len(), b.stats()),
+    )
+    .await;
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+
+    let s = b.stats();
+    assert_eq!((s.imported, s.poison_terminated), (N as u64, 1), "{s:?}");
+    assert_eq!(got.ids(), sent, "every event once, in stream order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_dead_letter_subjects_and_replica_counts_are_refused() {
     let server = NatsServer::start_jetstream();
